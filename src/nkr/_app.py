@@ -1,0 +1,19 @@
+"""The one ASGI application behind ``nkr serve``: CDS Hooks, FHIR endpoints and the web app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from nkr._settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application from ``settings`` (default: the ``NKR_*`` environment)."""
+    settings = settings or Settings.from_env()
+    app = FastAPI(
+        title="nkr",
+        summary="Clinical decision support for Danish national clinical guidelines (NKR)",
+        version="0.1.0",
+    )
+    app.state.settings = settings
+    return app

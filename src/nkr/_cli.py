@@ -1,0 +1,246 @@
+"""The ``nkr`` command line: an edge that parses input, calls the engine and renders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from nkr._assessment import Assessment, RecStatus
+from nkr._errors import InputError
+from nkr._guideline import Lang, load_guideline
+from nkr._i18n import t
+from nkr._render import guide_json, guide_markdown, legend_rows
+from nkr.guidelines.lumbar_radiculopathy import evaluate, guideline, parse_case
+
+app = typer.Typer(
+    name="nkr",
+    help="Clinical decision support for Danish national clinical guidelines (NKR).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+class LangOpt(StrEnum):
+    da = "da"
+    en = "en"
+
+
+class GuideFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+STATUS_STYLE = {
+    RecStatus.APPLIES: "green",
+    RecStatus.CAUTION: "bold yellow",
+    RecStatus.DUE: "bold magenta",
+    RecStatus.OVERDUE: "bold red",
+    RecStatus.DONE: "cyan",
+    RecStatus.NOT_APPLICABLE: "dim",
+}
+
+LangOption = Annotated[LangOpt, typer.Option("--lang", help="Language of the output.")]
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@app.command("guide")
+def guide_command(
+    lang: LangOption = LangOpt.da,
+    fmt: Annotated[
+        GuideFormat, typer.Option("--format", help="text, markdown or json.")
+    ] = GuideFormat.text,
+) -> None:
+    """Print the quick guide: status, sections, recommendations with grades, legend."""
+    g = guideline()
+    language: Lang = lang.value
+    if fmt is GuideFormat.json:
+        _print_json(guide_json(g, language))
+        return
+    if fmt is GuideFormat.markdown:
+        sys.stdout.write(guide_markdown(g, language))
+        return
+    console = _console()
+    console.print(Text(g.title(language), style="bold"))
+    console.print(f"{g.publisher}, {t('version', language)} {g.version} ({g.published})")
+    console.print(Text(g.status.text(language), style="bold red"))
+    console.print(f"{t('scope', language)}: {g.scope.text(language)}")
+    for section in g.sections:
+        console.print()
+        console.print(Text(section.heading(language), style="bold underline"))
+        for rec in g.in_section(section.id):
+            console.print(Text.assemble((f"{rec.symbols:<5} ", "bold"), rec.wording(language)))
+    console.print()
+    console.print(Text(t("legend", language), style="bold underline"))
+    for row in legend_rows(g, language):
+        console.print(f"{row['symbol']:<5} = {row['meaning']}")
+
+
+def _parse_date(value: str | None, option: str) -> dt.date:
+    if value is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option}: '{value}' is not a valid date (expected YYYY-MM-DD)") from None
+
+
+def _read_case_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a JSON case file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+@app.command("evaluate")
+def evaluate_command(
+    case_file: Annotated[Path, typer.Argument(help="Patient case (JSON, format version 1).")],
+    date: Annotated[
+        str | None, typer.Option("--date", help="Assessment date, YYYY-MM-DD (default: today).")
+    ] = None,
+    lang: LangOption = LangOpt.da,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the assessment as JSON.")] = False,
+) -> None:
+    """Assess a patient case against the guideline."""
+    on = _parse_date(date, "--date")
+    raw = _read_case_file(case_file)
+    if not raw.strip():
+        raise InputError(f"{case_file}: empty file, expected a JSON object")
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{case_file}: not valid JSON: {exc}") from None
+    try:
+        case = parse_case(raw)
+    except InputError as exc:
+        raise InputError(f"{case_file}: {exc}") from None
+    assessment = evaluate(case, guideline(), on)
+    if as_json:
+        _print_json(assessment.to_json(lang.value))
+    else:
+        _print_assessment(assessment, lang.value)
+
+
+def _print_assessment(a: Assessment, lang: Lang) -> None:
+    g = a.guideline
+    console = _console()
+    console.print(Text(g.short_title(lang), style="bold"))
+    console.print(Text(g.status.text(lang), style="red"))
+    console.print(
+        f"{t('assessment-date', lang)}: {a.date}   {t('age', lang)}: {a.age_years} "
+        f"{t('years', lang)}   {t('days-since-onset', lang)}: {a.days_since_onset} "
+        f"({t('week-of-12', lang, week=a.week)})"
+    )
+    if a.in_scope:
+        console.print(Text(t("in-scope", lang), style="bold green"))
+    else:
+        reasons = "; ".join(r.text(g, lang) for r in a.scope_reasons)
+        console.print(Text(f"{t('out-of-scope', lang)}: {reasons}", style="bold yellow"))
+    if a.safety is not None:
+        console.print()
+        console.print(Text(g.message("safety-title", lang), style="bold white on red"))
+        console.print(Text(a.safety.reason.text(g, lang), style="bold red"))
+    console.print(f"{t('spine-surgeon-due', lang)}: {a.spine_surgeon_due}")
+    table = Table(show_lines=True, expand=False)
+    table.add_column(t("recommendation", lang), overflow="fold", ratio=3)
+    table.add_column(t("grade", lang), no_wrap=True)
+    table.add_column(t("status", lang), no_wrap=True)
+    table.add_column(t("reason", lang), overflow="fold", ratio=2)
+    for r in a.results:
+        table.add_row(
+            Text.assemble((r.recommendation.id, "bold"), "\n", r.recommendation.wording(lang)),
+            r.recommendation.symbols,
+            Text(t(f"status-{r.status.value}", lang), style=STATUS_STYLE[r.status]),
+            r.reason.text(g, lang),
+        )
+    console.print(table)
+    console.print(Text(t("assumptions", lang), style="bold"))
+    for item in a.to_json(lang)["assumptions"]:
+        console.print(f"- {item['text']}")
+
+
+@app.command("validate")
+def validate_command(
+    file: Annotated[Path, typer.Argument(help="Guideline data file (TOML).")],
+) -> None:
+    """Check a guideline data file against the schema."""
+    g = load_guideline(file)
+    sys.stdout.write(
+        f"{file}: valid ({g.id} version {g.version}, {len(g.sections)} sections, "
+        f"{len(g.recommendations)} recommendations)\n"
+    )
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Start the web app, the CDS Hooks service and the FHIR endpoints."""
+    import uvicorn
+
+    from nkr._settings import Settings
+
+    Settings.from_env()  # fail fast, with one line, on a bad NKR_* setting
+    uvicorn.run(
+        "nkr._app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http="httptools",
+        loop="uvloop",
+        access_log=False,
+        log_level="info",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; user errors print one line and exit 2, never a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except InputError as exc:
+        sys.stderr.write(f"nkr: error: {exc}\n")
+        return 2
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stdout.write(exc.format_message() + "\n")
+            return 0
+        message = " ".join(exc.format_message().split())
+        sys.stderr.write(f"nkr: error: {message}\n")
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        sys.stderr.write("nkr: aborted\n")
+        return 130
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Deployment settings, read once from ``NKR_*`` environment variables at start-up.
+
+Also holds the defaults for the software's own assumptions: configurable, and never presented
+as guideline fact.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nkr._errors import InputError, describe_validation_error
+
+# The guideline does not define "severe and disabling pain". Where nkr derives it from a 0-10
+# pain score (NRS), this is the threshold it assumes unless a deployment configures another.
+DEFAULT_PAIN_THRESHOLD = 7
+
+
+class Settings(BaseModel):
+    """Everything a deployment can configure. Each field maps to ``NKR_<FIELD>``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path = Path("data")
+    pain_threshold: int = Field(default=DEFAULT_PAIN_THRESHOLD, ge=0, le=10)
+    # A folder of extra value-set files with a deployment's local codes.
+    valueset_dir: Path | None = None
+    cors_origins: tuple[str, ...] = ()
+    # JWT: allowed issuers, as "issuer=jwks-url-or-file" pairs. Empty means auth is off.
+    jwt_issuers: tuple[str, ...] = ()
+    max_body_bytes: int = Field(default=1_000_000, ge=1_000)
+    fhir_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Settings from ``NKR_*`` variables; list values are comma-separated."""
+        env = os.environ if environ is None else environ
+        raw: dict[str, object] = {}
+        for name, field in cls.model_fields.items():
+            value = env.get(f"NKR_{name.upper()}")
+            if value is None:
+                continue
+            if str(field.annotation).startswith("tuple"):
+                raw[name] = tuple(v.strip() for v in value.split(",") if v.strip())
+            else:
+                raw[name] = value
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            where, _, problem = describe_validation_error(exc).partition(": ")
+            raise InputError(f"setting NKR_{where.upper()}: {problem}") from None

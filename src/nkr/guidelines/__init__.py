@@ -1,0 +1,1 @@
+"""One package per guideline: its data file (``guideline.toml``) and its rules module."""

@@ -1,0 +1,232 @@
+"""The clinical rules: one short function per recommendation, pure functions of a case and a date.
+
+Every interface (CLI, CDS Hooks, web) turns its input into a :class:`Case` and calls
+:func:`evaluate`; none of them decides anything clinical on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nkr._assessment import (
+    Assessment,
+    Outcome,
+    Reason,
+    RecommendationResult,
+    RecStatus,
+    SafetyNotice,
+    Term,
+)
+from nkr._errors import InputError
+from nkr._guideline import Guideline
+from nkr.guidelines.lumbar_radiculopathy.case import Case, Planned
+
+# Red flags that mean acute assessment and referral (general Danish practice, not the NKR).
+ACUTE_RED_FLAGS = frozenset({"cauda_equina", "progressive_paresis"})
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every rule may look at: the case, the date and the scope decision."""
+
+    case: Case
+    on: dt.date
+    days_since_onset: int
+    week: int
+    in_scope: bool
+    # Outside scope, but only because symptoms have lasted longer than 12 weeks.
+    beyond_12_weeks_only: bool
+    not_in_scope: Outcome
+    in_scope_reason: Reason
+    spine_surgeon_due: dt.date
+
+
+Rule = Callable[[Context], Outcome]
+RULES: dict[str, Rule] = {}
+
+
+def rule(rec_id: str) -> Callable[[Rule], Rule]:
+    """Register the rule for the recommendation with id ``rec_id``."""
+
+    def register(fn: Rule) -> Rule:
+        RULES[rec_id] = fn
+        return fn
+
+    return register
+
+
+def _applies(ctx: Context) -> Outcome:
+    if not ctx.in_scope:
+        return ctx.not_in_scope
+    return Outcome(RecStatus.APPLIES, ctx.in_scope_reason)
+
+
+def _caution_if_planned(ctx: Context, intervention: Planned) -> Outcome:
+    if ctx.in_scope and intervention in ctx.case.planned:
+        return Outcome(RecStatus.CAUTION, _PLANNED_REASONS[intervention])
+    return _applies(ctx)
+
+
+_PLANNED_REASONS = {
+    code: Reason("planned", (("intervention", Term("planned", code)),))
+    for code in ("mri", "glucocorticoid_injection", "acupuncture", "bed_rest")
+}
+
+
+@rule("physical-activity")
+def physical_activity(ctx: Context) -> Outcome:
+    """Normal activity rather than bed rest: caution when bed rest is planned."""
+    return _caution_if_planned(ctx, "bed_rest")
+
+
+@rule("supervised-exercise")
+def supervised_exercise(ctx: Context) -> Outcome:
+    return _applies(ctx)
+
+
+@rule("specific-exercise")
+def specific_exercise(ctx: Context) -> Outcome:
+    return _applies(ctx)
+
+
+@rule("combined-exercise")
+def combined_exercise(ctx: Context) -> Outcome:
+    return _applies(ctx)
+
+
+@rule("manual-mobilisation")
+def manual_mobilisation(ctx: Context) -> Outcome:
+    return _applies(ctx)
+
+
+@rule("acupuncture")
+def acupuncture(ctx: Context) -> Outcome:
+    """Not good practice to offer routinely: caution when acupuncture is planned."""
+    return _caution_if_planned(ctx, "acupuncture")
+
+
+@rule("exercise-or-mobilisation")
+def exercise_or_mobilisation(ctx: Context) -> Outcome:
+    return _applies(ctx)
+
+
+@rule("mri")
+def mri(ctx: Context) -> Outcome:
+    """MRI only after careful consideration: caution when an MRI is planned."""
+    return _caution_if_planned(ctx, "mri")
+
+
+@rule("glucocorticoid-injection")
+def glucocorticoid_injection(ctx: Context) -> Outcome:
+    """Injection only after careful consideration: caution when one is planned."""
+    return _caution_if_planned(ctx, "glucocorticoid_injection")
+
+
+_SURGEON_DONE = Outcome(RecStatus.DONE, Reason("surgeon-done"))
+_SURGEON_REFERRED = Outcome(RecStatus.DONE, Reason("surgeon-referred"))
+_SURGEON_REFERRAL_PLANNED = Outcome(RecStatus.DONE, Reason("surgeon-referral-planned"))
+_NO_SEVERE_PAIN = Outcome(RecStatus.NOT_APPLICABLE, Reason("surgeon-no-severe-pain"))
+_NO_TREATMENT_YET = Outcome(RecStatus.NOT_APPLICABLE, Reason("surgeon-no-treatment-yet"))
+
+
+@rule("spine-surgeon-assessment")
+def spine_surgeon_assessment(ctx: Context) -> Outcome:
+    """Assessment by a spine surgeon within 12 weeks of onset when severe, disabling pain
+    persists despite non-surgical treatment; overdue after that, even past the 12 weeks."""
+    if not (ctx.in_scope or ctx.beyond_12_weeks_only):
+        return ctx.not_in_scope
+    case = ctx.case
+    if case.spine_surgeon_assessment == "done":
+        return _SURGEON_DONE
+    if case.spine_surgeon_assessment == "referred":
+        return _SURGEON_REFERRED
+    if "spine_surgeon_referral" in case.planned:
+        return _SURGEON_REFERRAL_PLANNED
+    if not ctx.in_scope and not (case.severe_disabling_pain and case.non_surgical_treatment):
+        return ctx.not_in_scope
+    if not case.severe_disabling_pain:
+        return _NO_SEVERE_PAIN
+    if not case.non_surgical_treatment:
+        return _NO_TREATMENT_YET
+    due = (("due_date", ctx.spine_surgeon_due),)
+    if ctx.on <= ctx.spine_surgeon_due:
+        return Outcome(RecStatus.DUE, Reason("surgeon-due", due))
+    return Outcome(RecStatus.OVERDUE, Reason("surgeon-overdue", due))
+
+
+def _scope_reasons(
+    case: Case, guideline: Guideline, age: int, days: int
+) -> tuple[tuple[Reason, ...], bool]:
+    """Why the case is outside the guideline's population, and whether duration is the only
+    reason."""
+    reasons: list[Reason] = []
+    if age < guideline.scope.min_age_years:
+        reasons.append(Reason("scope-under-18", (("age", age),)))
+    beyond = days > guideline.scope.max_symptom_days
+    if beyond:
+        reasons.append(Reason("scope-beyond-12-weeks", (("days", days),)))
+    if not case.signs:
+        reasons.append(Reason("scope-no-signs"))
+    if case.red_flags:
+        flags = tuple(Term("red_flags", f) for f in sorted(case.red_flags))
+        reasons.append(Reason("scope-red-flags", (("flags", flags),)))
+    return tuple(reasons), beyond and len(reasons) == 1
+
+
+def _safety(case: Case) -> SafetyNotice | None:
+    if not case.red_flags:
+        return None
+    flags = tuple(sorted(case.red_flags))
+    acute = not ACUTE_RED_FLAGS.isdisjoint(flags)
+    terms = tuple(Term("red_flags", f) for f in flags)
+    key = "safety-acute" if acute else "safety-non-acute"
+    return SafetyNotice(flags, acute, Reason(key, (("flags", terms),)))
+
+
+def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
+    """Assess ``case`` against ``guideline`` on the date ``on``.
+
+    Pure: the same case, guideline and date always give the same assessment. Raises
+    :class:`~nkr.InputError` when the case's dates are impossible on that date.
+    """
+    days = (on - case.symptom_onset).days
+    if days < 0:
+        raise InputError(f"symptom_onset: {case.symptom_onset} is after the assessment date {on}")
+    age = case.age_on(on)
+    scope_reasons, beyond_only = _scope_reasons(case, guideline, age, days)
+    in_scope = not scope_reasons
+    week = max(1, -(-days // 7))
+    ctx = Context(
+        case=case,
+        on=on,
+        days_since_onset=days,
+        week=week,
+        in_scope=in_scope,
+        beyond_12_weeks_only=beyond_only,
+        not_in_scope=Outcome(
+            RecStatus.NOT_APPLICABLE, Reason("out-of-scope", (("reasons", scope_reasons),))
+        ),
+        in_scope_reason=Reason("in-scope", (("week", week),)),
+        spine_surgeon_due=case.symptom_onset
+        + dt.timedelta(days=guideline.scope.max_symptom_days),
+    )
+    results = tuple(
+        RecommendationResult(rec, outcome.status, outcome.reason)
+        for rec in guideline.recommendations
+        for outcome in (RULES[rec.id](ctx),)
+    )
+    return Assessment(
+        guideline=guideline,
+        date=on,
+        age_years=age,
+        days_since_onset=days,
+        week=week,
+        in_scope=in_scope,
+        scope_reasons=scope_reasons,
+        safety=_safety(case),
+        spine_surgeon_due=ctx.spine_surgeon_due,
+        results=results,
+        assumptions=tuple(a.id for a in guideline.assumptions),
+    )
