@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from nkr import cdshooks, fhir, web
 from nkr._settings import Settings
 
 
@@ -16,4 +17,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
     )
     app.state.settings = settings
+    app.include_router(cdshooks.create_router(settings))
+    app.include_router(fhir.create_router(settings))
+    app.include_router(web.create_router(settings))
     return app

@@ -1,0 +1,3 @@
+from nkr._cli import run
+
+run()
