@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
 
 from nkr._guideline import Guideline, Lang, Recommendation
 from nkr._settings import DEFAULT_PAIN_THRESHOLD
@@ -34,7 +34,9 @@ class Term:
     code: str
 
 
-ParamValue = str | int | dt.date | Term | tuple[Term, ...] | tuple["Reason", ...]
+ParamValue: TypeAlias = (
+    "str | int | dt.date | Term | Reason | tuple[Term, ...] | tuple[Reason, ...]"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +131,7 @@ class Assessment:
             "days_since_onset": self.days_since_onset,
             "week": self.week,
             "in_scope": self.in_scope,
-            "scope_reasons": [
-                {"code": r.key, "text": r.text(g, lang)} for r in self.scope_reasons
-            ],
+            "scope_reasons": [{"code": r.key, "text": r.text(g, lang)} for r in self.scope_reasons],
             "safety": None
             if self.safety is None
             else {

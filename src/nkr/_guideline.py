@@ -113,7 +113,8 @@ class Recommendation(_Model):
             self.strength is not None or self.certainty is not None
         ):
             raise ValueError(
-                "a good-practice recommendation has no 'strength' or 'certainty' (no evidence grade)"
+                "a good-practice recommendation has no 'strength' or 'certainty' "
+                "(it has no evidence grade)"
             )
         return self
 

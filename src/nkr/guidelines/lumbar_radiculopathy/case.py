@@ -31,7 +31,7 @@ Planned = Literal[
     "spine_surgeon_referral",
 ]
 
-CASE_FORMAT_VERSION = 1
+CASE_FORMAT_VERSION: Literal[1] = 1
 
 
 class Case(BaseModel):

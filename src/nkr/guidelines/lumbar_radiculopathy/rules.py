@@ -209,8 +209,7 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
             RecStatus.NOT_APPLICABLE, Reason("out-of-scope", (("reasons", scope_reasons),))
         ),
         in_scope_reason=Reason("in-scope", (("week", week),)),
-        spine_surgeon_due=case.symptom_onset
-        + dt.timedelta(days=guideline.scope.max_symptom_days),
+        spine_surgeon_due=case.symptom_onset + dt.timedelta(days=guideline.scope.max_symptom_days),
     )
     results = tuple(
         RecommendationResult(rec, outcome.status, outcome.reason)

@@ -1,0 +1,177 @@
+"""The ``nkr`` command line, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nkr
+from nkr._cli import main
+from nkr.guidelines.lumbar_radiculopathy import GUIDELINE_FILE
+
+G = nkr.guideline()
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nkr", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def write_case(tmp_path: Path, data: Any, name: str = "case.json") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    return path
+
+
+CASE = {
+    "age": 45,
+    "symptom_onset": "2026-10-01",
+    "signs": ["radicular_leg_pain", "reflex_loss"],
+    "severe_disabling_pain": True,
+    "non_surgical_treatment": ["supervised_exercise"],
+    "planned": ["mri"],
+}
+
+
+def test_guide_text_in_danish_from_another_folder(tmp_path: Path) -> None:
+    result = run("guide", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert G.title.da in out
+    assert "Ikke gældende" in out
+    for rec in G.recommendations:
+        assert rec.wording.da in out
+    assert "↑↑ = en stærk anbefaling for" in out
+
+
+def test_guide_markdown_in_english(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["guide", "--lang", "en", "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"# {G.title.en}\n")
+    for section in G.sections:
+        assert f"## {section.heading.en}\n" in out
+    assert f"- **↓ ⊕** {G.recommendation('mri').wording.en} `mri`" in out
+
+
+def test_guide_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["guide", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"]["in_force"] is False
+    recs = [r for s in data["sections"] for r in s["recommendations"]]
+    assert [r["id"] for r in recs] == [r.id for r in G.recommendations]
+    assert recs[0]["symbols"] == "↑ ⊕⊕"
+
+
+def test_evaluate_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    path = write_case(tmp_path, CASE)
+    assert main(["evaluate", str(path), "--date", "2026-11-26", "--lang", "en"]) == 0
+    out = capsys.readouterr().out
+    assert "In the target population" in out
+    assert "week 8 of 12" in out
+    assert "Spine-surgeon assessment due by: 2026-12-24" in out
+    assert "caution" in out
+    assert "Planned now: MRI of the lumbar spine." in out
+    assert "NRS ≥ 7" in out
+
+
+def test_evaluate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_case(tmp_path, CASE)
+    assert main(["evaluate", str(path), "--date", "2026-11-26", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    statuses = {r["id"]: r["status"] for r in data["recommendations"]}
+    assert statuses["mri"] == "caution"
+    assert statuses["spine-surgeon-assessment"] == "due"
+    assert data["lang"] == "da"
+    assert data["days_since_onset"] == 56
+
+
+def test_evaluate_safety_notice_is_separate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_case(tmp_path, {**CASE, "red_flags": ["cauda_equina"]})
+    assert main(["evaluate", str(path), "--date", "2026-11-26"]) == 0
+    out = capsys.readouterr().out
+    assert "Sikkerhed – uden for retningslinjen" in out
+    assert "AKUT" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"age": 45,', "not valid JSON"),
+        ("", "empty file"),
+        ("[1, 2]", "Input should be an object"),
+        ('{"age": 45, "symptom_onset": "2026-02-30", "signs": []}', "symptom_onset"),
+        ('{"age": 45, "symptom_onset": "2026-10-01", "signs": ["x"]}', "signs[0]"),
+        ('{"age": 45, "symptom_onset": "2026-10-01", "colour": 1}', "colour: unknown field"),
+        ('{"age": 45, "symptom_onset": "2027-01-01"}', "is after the assessment date"),
+    ],
+)
+def test_evaluate_bad_case_is_one_line_and_exit_2(
+    tmp_path: Path, content: str, expected: str
+) -> None:
+    path = write_case(tmp_path, content)
+    result = run("evaluate", str(path), "--date", "2026-11-26")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("nkr: error: ")
+    assert expected in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["evaluate", "/no/such/case.json"], "/no/such/case.json: no such file"),
+        (["evaluate", "CASE", "--date", "2026-13-01"], "--date: '2026-13-01' is not a valid date"),
+        (["guide", "--lang", "fr"], "Invalid value for '--lang'"),
+        (["guide", "--format", "pdf"], "Invalid value for '--format'"),
+        (["evaluate"], "Missing argument"),
+        (["frobnicate"], "No such command"),
+        (["validate", "/no/such.toml"], "/no/such.toml: no such file"),
+    ],
+)
+def test_bad_usage_is_one_line_and_nonzero(tmp_path: Path, args: list[str], expected: str) -> None:
+    case = write_case(tmp_path, CASE)
+    result = run(*[str(case) if a == "CASE" else a for a in args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_the_shipped_guideline() -> None:
+    result = run("validate", str(GUIDELINE_FILE))
+    assert result.returncode == 0
+    assert "valid (nkr-lumbal-radikulopati version 1.1, 7 sections, 10 recommendations)" in (
+        result.stdout
+    )
+
+
+def test_validate_a_broken_guideline(tmp_path: Path) -> None:
+    broken = GUIDELINE_FILE.read_text(encoding="utf-8").replace(
+        'strength = "weak"', 'strength = "mild"', 1
+    )
+    path = tmp_path / "broken.toml"
+    path.write_text(broken, encoding="utf-8")
+    result = run("validate", str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"nkr: error: {path}: recommendations[0].strength: Input should be 'strong' or 'weak'"
+    )
