@@ -104,6 +104,8 @@ def _parse_date(value: str | None, option: str) -> dt.date:
 
 
 def _read_case_file(path: Path) -> bytes:
+    if str(path) == "-":
+        return sys.stdin.buffer.read()
     try:
         return path.read_bytes()
     except FileNotFoundError:
@@ -116,7 +118,9 @@ def _read_case_file(path: Path) -> bytes:
 
 @app.command("evaluate")
 def evaluate_command(
-    case_file: Annotated[Path, typer.Argument(help="Patient case (JSON, format version 1).")],
+    case_file: Annotated[
+        Path, typer.Argument(help="Patient case (JSON, format version 1); - reads standard input.")
+    ],
     date: Annotated[
         str | None, typer.Option("--date", help="Assessment date, YYYY-MM-DD (default: today).")
     ] = None,

@@ -99,6 +99,18 @@ def test_evaluate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert data["days_since_onset"] == 56
 
 
+def test_evaluate_reads_standard_input() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nkr", "evaluate", "-", "--date", "2026-11-26", "--json"],
+        input=json.dumps(CASE),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(result.stdout)["in_scope"] is True
+
+
 def test_evaluate_safety_notice_is_separate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
