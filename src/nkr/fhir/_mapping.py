@@ -1,18 +1,129 @@
 """FHIR R4 resources (prefetch and draft orders) to the engine's patient case.
 
-INTERFACE STUB: the FHIR-mapping work fills this in; the CDS Hooks service codes against it.
+Pure: no I/O and no clock; the same resources, date and value sets always give the same case.
+Parsing is light (plain dicts, checked only where the mapping reads them) because this runs on
+every CDS Hooks request; full FHIR validation would cost more than the whole request may.
+
+How the data is read, and why (each choice that a clinician should know about becomes a note):
+
+- Age: from ``Patient.birthDate``. A partial date (``YYYY`` or ``YYYY-MM``) gives the lowest
+  age the patient can have on the assessment date, so a possible minor is never assessed as
+  an adult. No birth date (or no Patient) means no assessment.
+- Lumbar radiculopathy: a Condition whose code is in ``lumbar-radiculopathy``, with
+  ``clinicalStatus`` active, recurrence or relapse (or absent), and ``verificationStatus``
+  neither refuted nor entered-in-error (provisional and differential diagnoses count: the
+  guideline covers suspected root involvement too).
+- Onset: ``onsetDateTime`` or ``onsetPeriod.start`` (a partial date counts from its first day),
+  else ``recordedDate`` with a note. With several such Conditions the earliest onset is used:
+  re-coding an episode (say M54.1 after an MRI shows M51.1) must not restart the 12 weeks,
+  and an earlier start never delays a due spine-surgeon assessment.
+- Signs: the case needs a sign of root involvement, and FHIR data rarely records signs one by
+  one. The coded diagnosis is taken to mean radicular leg pain: an explicit assumption, shown
+  as a note every time.
+- Red flags: Conditions in ``red-flags`` (same status rules), each code mapped to the case's
+  red flag by the value set.
+- Severe, disabling pain: the latest Observation in ``pain-intensity`` (status final, amended or
+  corrected; ``valueQuantity.value`` or ``valueInteger`` from 0 to 10; dated by
+  ``effective[x]`` or else ``issued``; undated scores are ignored; on a tie the higher score
+  wins) at or above ``pain_threshold``. The threshold is the software's assumption; the note
+  says so.
+- Non-surgical treatment tried: Procedures that are completed or in progress, and
+  ServiceRequests that are completed, in the exercise and mobilisation value sets; acupuncture
+  and glucocorticoid injection count as "other". Bed rest and MRI are not treatment tried.
+- Spine-surgeon assessment: a completed Procedure in ``spine-surgeon-referral`` means done; an
+  in-progress Procedure or an active or completed ServiceRequest there means referred.
+- Planned interventions: every draft order (ServiceRequest, Procedure, MedicationRequest,
+  DeviceRequest) whose code is in an intervention value set, kept with its resource id.
+
+Wrong shapes raise :class:`~nkr.InputError` naming the resource and the field; unknown codes
+simply do not match. Error messages never quote patient values.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import re
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
 
+from pydantic import TypeAdapter, ValidationError
+
+from nkr._errors import InputError, describe_validation_error
 from nkr._guideline import Localized
-from nkr.guidelines.lumbar_radiculopathy.case import Case, Planned
+from nkr.fhir._valuesets import ValueSets, shipped_valuesets
+from nkr.guidelines.lumbar_radiculopathy import guideline
+from nkr.guidelines.lumbar_radiculopathy.case import (
+    Case,
+    Planned,
+    RedFlag,
+    SurgeonAssessment,
+    Treatment,
+)
 
 Resource = dict[str, Any]
+
+_NOTES_FILE: Final = (
+    Path(__file__).parents[1] / "guidelines" / "lumbar_radiculopathy" / "fhir_notes.toml"
+)
+
+RADICULOPATHY: Final = "lumbar-radiculopathy"
+RED_FLAGS: Final = "red-flags"
+PAIN_INTENSITY: Final = "pain-intensity"
+SPINE_SURGEON: Final = "spine-surgeon-referral"
+
+# Value set -> the case's planned intervention, for draft orders.
+PLANNED_BY_VALUESET: Final[Mapping[str, Planned]] = {
+    "mri-lumbar-spine": "mri",
+    "glucocorticoid-injection": "glucocorticoid_injection",
+    "acupuncture": "acupuncture",
+    "bed-rest": "bed_rest",
+    "supervised-exercise": "supervised_exercise",
+    "specific-exercise": "specific_exercise",
+    "manual-mobilisation": "manual_mobilisation",
+    SPINE_SURGEON: "spine_surgeon_referral",
+}
+# Value set -> the case's non-surgical treatment, for Procedures and ServiceRequests done.
+TREATMENT_BY_VALUESET: Final[Mapping[str, Treatment]] = {
+    "supervised-exercise": "supervised_exercise",
+    "specific-exercise": "specific_exercise",
+    "manual-mobilisation": "manual_mobilisation",
+    "acupuncture": "other",
+    "glucocorticoid-injection": "other",
+}
+
+_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+_VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+_ACTIVE = frozenset({"active", "recurrence", "relapse"})
+_NOT_TRUE = frozenset({"refuted", "entered-in-error"})
+_OBSERVATION_DONE = frozenset({"final", "amended", "corrected"})
+_PROCEDURE_DONE = frozenset({"completed", "in-progress"})
+_REFERRAL_ACTIVE = frozenset({"active", "completed"})
+# Where each draft-order type keeps the code of what is ordered.
+_ORDER_CODE_FIELD: Final[Mapping[str, str]] = {
+    "ServiceRequest": "code",
+    "Procedure": "code",
+    "MedicationRequest": "medicationCodeableConcept",
+    "DeviceRequest": "codeCodeableConcept",
+}
+_SYSTEM_LABELS: Final[Mapping[str, str]] = {
+    "http://hl7.org/fhir/sid/icd-10": "ICD-10",
+    "urn:oid:1.2.208.176.2.4": "SKS",
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://loinc.org": "LOINC",
+}
+
+# The case's upper bound on age.
+_MAX_AGE: Final = 130
+_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+_DATETIME = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
+    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +138,397 @@ class DraftOrder:
 
 @dataclass(frozen=True, slots=True)
 class FhirCase:
-    # None when the patient has no active, not refuted lumbar radiculopathy Condition.
+    # None when the patient has no active, not refuted lumbar radiculopathy Condition, or when
+    # the case cannot be built from the data (no birth date, no onset date: a note says why).
     case: Case | None
     # What the card should tell the clinician about how the data was read, in both languages
     # (e.g. "onset taken from recordedDate"; "severe pain from NRS 8 on 2026-11-20, threshold 7,
     # an assumption").
     notes: tuple[Localized, ...]
     draft_orders: tuple[DraftOrder, ...]
+
+
+@cache
+def _note_texts() -> dict[str, Localized]:
+    raw = tomllib.loads(_NOTES_FILE.read_text(encoding="utf-8"))
+    return TypeAdapter(dict[str, Localized]).validate_python(raw)
+
+
+def _note(key: str, **params: object) -> Localized:
+    text = _note_texts()[key]
+    return Localized.model_construct(da=text.da.format(**params), en=text.en.format(**params))
+
+
+def _note_per_lang(key: str, **params: Localized) -> Localized:
+    text = _note_texts()[key]
+    return Localized.model_construct(
+        da=text.da.format(**{k: v.da for k, v in params.items()}),
+        en=text.en.format(**{k: v.en for k, v in params.items()}),
+    )
+
+
+class _Res:
+    """A resource being read, and how to name it in an error message."""
+
+    __slots__ = ("data", "id", "label", "type")
+
+    def __init__(self, data: object, where: str) -> None:
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: expected a FHIR resource (JSON object)")
+        rtype = data.get("resourceType")
+        if not isinstance(rtype, str) or not rtype:
+            raise InputError(f"{where}.resourceType: required, a string")
+        rid = data.get("id")
+        if rid is not None and not isinstance(rid, str):
+            raise InputError(f"{rtype} ({where}).id: expected a string")
+        self.data: Resource = data
+        self.type: str = rtype
+        self.id: str | None = rid
+        self.label = f"{rtype}/{rid} ({where})" if rid else f"{rtype} ({where}, no id)"
+
+    def error(self, path: str, problem: str) -> InputError:
+        return InputError(f"{self.label}: {path}: {problem}")
+
+    def string(self, path: str) -> str | None:
+        value = self.data.get(path)
+        if value is not None and not isinstance(value, str):
+            raise self.error(path, "expected a string")
+        return value
+
+    def codings(self, path: str, value: object) -> list[tuple[str, str]]:
+        """The (system, code) pairs of a CodeableConcept, checking its shape."""
+        if value is None:
+            return []
+        if not isinstance(value, dict):
+            raise self.error(path, "expected a CodeableConcept (JSON object)")
+        codings = value.get("coding")
+        if codings is None:
+            return []
+        if not isinstance(codings, list):
+            raise self.error(f"{path}.coding", "expected a list of Codings")
+        pairs: list[tuple[str, str]] = []
+        for j, coding in enumerate(codings):
+            if not isinstance(coding, dict):
+                raise self.error(f"{path}.coding[{j}]", "expected a Coding (JSON object)")
+            system, code = coding.get("system"), coding.get("code")
+            if system is not None and not isinstance(system, str):
+                raise self.error(f"{path}.coding[{j}].system", "expected a string")
+            if code is not None and not isinstance(code, str):
+                raise self.error(f"{path}.coding[{j}].code", "expected a string")
+            if system is not None and code is not None:
+                pairs.append((system, code))
+        return pairs
+
+    def status_codes(self, field: str, system: str) -> frozenset[str]:
+        """Codes of a status CodeableConcept in its standard system (or with no system)."""
+        value = self.data.get(field)
+        if value is None:
+            return frozenset()
+        self.codings(field, value)  # shape check
+        return frozenset(
+            c["code"]
+            for c in value.get("coding") or ()
+            if isinstance(c.get("code"), str) and c.get("system", system) == system
+        )
+
+    def when(self, path: str, value: object) -> _When:
+        return _parse_datetime(value, self, path)
+
+
+@dataclass(frozen=True, slots=True)
+class _When:
+    """A FHIR date or dateTime: its first day as written, and an instant for ordering."""
+
+    day: dt.date
+    instant: dt.datetime
+
+
+def _parse_datetime(value: object, res: _Res, path: str) -> _When:
+    if not isinstance(value, str):
+        raise res.error(path, "expected a FHIR dateTime string")
+    m = _DATETIME.fullmatch(value)
+    if m is None:
+        raise res.error(
+            path, "not a FHIR dateTime (expected YYYY, YYYY-MM, YYYY-MM-DD or a date-time)"
+        )
+    year, month, day, hour, minute, second, zone = m.groups()
+    try:
+        date = dt.date(int(year), int(month or 1), int(day or 1))
+        tz = dt.UTC
+        if zone and zone != "Z":
+            hours, minutes = int(zone[1:3]), int(zone[4:6])
+            if hours > 14 or minutes > 59:
+                raise ValueError("time zone out of range")
+            sign = -1 if zone[0] == "-" else 1
+            tz = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+        instant = dt.datetime(
+            date.year,
+            date.month,
+            date.day,
+            int(hour or 0),
+            int(minute or 0),
+            min(int(second or 0), 59),  # a leap second orders like the second before it
+            tzinfo=tz,
+        )
+    except ValueError:
+        raise res.error(path, "impossible date or time") from None
+    return _When(date, instant)
+
+
+def _coded(pairs: list[tuple[str, str]]) -> str:
+    system, code = pairs[0]
+    return f"{_SYSTEM_LABELS.get(system, system)} {code}"
+
+
+def _age(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+@dataclass(frozen=True, slots=True)
+class _Age:
+    birth_date: dt.date | None
+    age: int | None
+
+
+def _patient_age(patient: object, on: dt.date, notes: list[Localized]) -> _Age | None:
+    if patient is None:
+        notes.append(_note("no-birth-date"))
+        return None
+    res = _Res(patient, "patient")
+    if res.type != "Patient":
+        raise InputError(f"patient.resourceType: expected 'Patient', got {res.type!r}")
+    given = res.string("birthDate")
+    if given is None:
+        notes.append(_note("no-birth-date"))
+        return None
+    m = _DATE.fullmatch(given)
+    if m is None:
+        raise res.error("birthDate", "not a FHIR date (expected YYYY, YYYY-MM or YYYY-MM-DD)")
+    year, month, day = int(m[1]), int(m[2] or 1), int(m[3] or 1)
+    try:
+        earliest = dt.date(year, month, day)
+    except ValueError:
+        raise res.error("birthDate", "impossible date") from None
+    if earliest > on:
+        raise res.error("birthDate", "after the assessment date")
+    if _age(earliest, on) > _MAX_AGE:
+        raise res.error("birthDate", f"more than {_MAX_AGE} years before the assessment date")
+    if m[3] is not None:
+        return _Age(earliest, None)
+    last_month = 12 if m[2] is None else month
+    latest = dt.date(year, last_month, calendar.monthrange(year, last_month)[1])
+    lowest = _age(min(latest, on), on)
+    notes.append(_note("birth-date-partial", given=given, age=lowest))
+    return _Age(None, lowest)
+
+
+@dataclass(frozen=True, slots=True)
+class _Diagnosis:
+    onset: dt.date
+    from_recorded: bool
+    coded: str
+    res: _Res
+    path: str
+
+
+def _is_current(res: _Res) -> bool:
+    clinical = res.status_codes("clinicalStatus", _CLINICAL_SYSTEM)
+    if clinical and clinical.isdisjoint(_ACTIVE):
+        return False
+    return res.status_codes("verificationStatus", _VERIFICATION_SYSTEM).isdisjoint(_NOT_TRUE)
+
+
+def _diagnosis(res: _Res, pairs: list[tuple[str, str]]) -> _Diagnosis | None:
+    data = res.data
+    if "onsetDateTime" in data:
+        return _Diagnosis(
+            res.when("onsetDateTime", data["onsetDateTime"]).day,
+            False,
+            _coded(pairs),
+            res,
+            "onsetDateTime",
+        )
+    period = data.get("onsetPeriod")
+    if period is not None:
+        if not isinstance(period, dict):
+            raise res.error("onsetPeriod", "expected a Period (JSON object)")
+        if period.get("start") is not None:
+            start = res.when("onsetPeriod.start", period["start"]).day
+            return _Diagnosis(start, False, _coded(pairs), res, "onsetPeriod.start")
+    if data.get("recordedDate") is not None:
+        recorded = res.when("recordedDate", data["recordedDate"]).day
+        return _Diagnosis(recorded, True, _coded(pairs), res, "recordedDate")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pain:
+    instant: dt.datetime
+    score: float
+    day: dt.date
+
+
+def _pain_score(res: _Res, vs: ValueSets) -> _Pain | None:
+    data = res.data
+    if not any(PAIN_INTENSITY in vs.ids_of(s, c) for s, c in res.codings("code", data.get("code"))):
+        return None
+    if res.string("status") not in _OBSERVATION_DONE:
+        return None
+    score: object = None
+    path = ""
+    if "valueQuantity" in data:
+        quantity = data["valueQuantity"]
+        if not isinstance(quantity, dict):
+            raise res.error("valueQuantity", "expected a Quantity (JSON object)")
+        score, path = quantity.get("value"), "valueQuantity.value"
+    elif "valueInteger" in data:
+        score, path = data["valueInteger"], "valueInteger"
+    if score is None:
+        return None
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        raise res.error(path, "expected a number")
+    if not 0 <= score <= 10:
+        raise res.error(path, "expected a pain score from 0 to 10")
+    when: _When | None = None
+    for field in ("effectiveDateTime", "effectiveInstant"):
+        if data.get(field) is not None:
+            when = res.when(field, data[field])
+    period = data.get("effectivePeriod")
+    if when is None and period is not None:
+        if not isinstance(period, dict):
+            raise res.error("effectivePeriod", "expected a Period (JSON object)")
+        for end in ("end", "start"):
+            if period.get(end) is not None:
+                when = res.when(f"effectivePeriod.{end}", period[end])
+                break
+    if when is None and data.get("issued") is not None:
+        when = res.when("issued", data["issued"])
+    if when is None:
+        return None
+    return _Pain(when.instant, float(score), when.day)
+
+
+def _draft_orders(draft_orders: list[Resource], vs: ValueSets) -> tuple[DraftOrder, ...]:
+    found: list[DraftOrder] = []
+    for i, raw in enumerate(draft_orders):
+        res = _Res(raw, f"draftOrders[{i}]")
+        field = _ORDER_CODE_FIELD.get(res.type)
+        if field is None:
+            continue
+        matched: set[str] = set()
+        for system, code in res.codings(field, res.data.get(field)):
+            matched |= vs.ids_of(system, code)
+        for vs_id, planned in PLANNED_BY_VALUESET.items():
+            if vs_id in matched:
+                found.append(DraftOrder(planned, res.type, res.id, res.data))
+    return tuple(found)
+
+
+@dataclass(slots=True)
+class _Conditions:
+    diagnoses: list[_Diagnosis]
+    undated: bool
+    # Each red flag, with the first diagnosis code that raised it.
+    flags: dict[RedFlag, str]
+
+
+def _read_conditions(conditions: list[Resource], vs: ValueSets) -> _Conditions:
+    found = _Conditions([], False, {})
+    for i, raw in enumerate(conditions):
+        res = _Res(raw, f"conditions[{i}]")
+        if res.type != "Condition":
+            continue
+        pairs = res.codings("code", res.data.get("code"))
+        radiculopathy = [p for p in pairs if RADICULOPATHY in vs.ids_of(*p)]
+        red = [p for p in pairs if RED_FLAGS in vs.ids_of(*p)]
+        if not (radiculopathy or red) or not _is_current(res):
+            continue
+        if radiculopathy:
+            diagnosis = _diagnosis(res, radiculopathy)
+            if diagnosis is None:
+                found.undated = True
+            else:
+                found.diagnoses.append(diagnosis)
+        for system, code in red:
+            flag = vs.red_flag(system, code)
+            if flag is not None and flag not in found.flags:
+                found.flags[flag] = _coded([(system, code)])
+    return found
+
+
+def _latest_pain(observations: list[Resource], vs: ValueSets) -> _Pain | None:
+    latest: _Pain | None = None
+    for i, raw in enumerate(observations):
+        res = _Res(raw, f"observations[{i}]")
+        if res.type != "Observation":
+            continue
+        pain = _pain_score(res, vs)
+        if pain is not None and (
+            latest is None or (pain.instant, pain.score) > (latest.instant, latest.score)
+        ):
+            latest = pain
+    return latest
+
+
+def _pain_note(latest: _Pain | None, threshold: int) -> Localized:
+    if latest is None:
+        return _note("pain-no-score")
+    return _note(
+        "pain-severe" if latest.score >= threshold else "pain-not-severe",
+        score=f"{latest.score:g}",
+        date=latest.day.isoformat(),
+        threshold=threshold,
+    )
+
+
+def _red_flag_notes(flags: Mapping[RedFlag, str]) -> list[Localized]:
+    labels = guideline()
+    notes: list[Localized] = []
+    for flag, coded in flags.items():
+        label = Localized.model_construct(
+            da=labels.label("red_flags", flag, "da"), en=labels.label("red_flags", flag, "en")
+        )
+        code_text = Localized.model_construct(da=coded, en=coded)
+        notes.append(_note_per_lang("red-flag-from-diagnosis", diagnosis=code_text, flag=label))
+    return notes
+
+
+# Per resource type: the statuses that mean a treatment was given, and those that mean the
+# patient is referred to a spine surgeon (a completed Procedure there means assessed).
+_DONE_AND_REFERRED: Final = {
+    "Procedure": (_PROCEDURE_DONE, frozenset({"in-progress"})),
+    "ServiceRequest": (frozenset({"completed"}), _REFERRAL_ACTIVE),
+}
+
+
+def _treatment_and_surgeon(
+    procedures: list[Resource], service_requests: list[Resource], vs: ValueSets
+) -> tuple[set[Treatment], SurgeonAssessment]:
+    treatments: set[Treatment] = set()
+    surgeon: SurgeonAssessment = "none"
+    for key, rtype, resources in (
+        ("procedures", "Procedure", procedures),
+        ("serviceRequests", "ServiceRequest", service_requests),
+    ):
+        done, referred = _DONE_AND_REFERRED[rtype]
+        for i, raw in enumerate(resources):
+            res = _Res(raw, f"{key}[{i}]")
+            if res.type != rtype:
+                continue
+            matched: set[str] = set()
+            for system, code in res.codings("code", res.data.get("code")):
+                matched |= vs.ids_of(system, code)
+            if not matched:
+                continue
+            status = res.string("status")
+            if status in done:
+                treatments.update(t for v, t in TREATMENT_BY_VALUESET.items() if v in matched)
+            if SPINE_SURGEON in matched:
+                if rtype == "Procedure" and status == "completed":
+                    surgeon = "done"
+                elif surgeon == "none" and status in referred:
+                    surgeon = "referred"
+    return treatments, surgeon
 
 
 def case_from_fhir(
@@ -46,7 +541,59 @@ def case_from_fhir(
     draft_orders: list[Resource],
     on: dt.date,
     pain_threshold: int,
+    valuesets: ValueSets | None = None,
 ) -> FhirCase:
     """Build the patient case from FHIR R4 resources. Raises ``nkr.InputError`` naming the
-    resource and field when a resource has the wrong shape."""
-    raise NotImplementedError
+    resource and field when a resource has the wrong shape.
+
+    ``on`` is the assessment date (the clinic's local date); ``valuesets`` defaults to the
+    shipped value sets, without a deployment's extras. Resources of another type than the list
+    expects (such as OperationOutcome entries of a search) are skipped. The draft orders are
+    read even when there is no case, so a caller can always see what was ordered; the other
+    resources are read only when there is a case.
+    """
+    vs = valuesets or shipped_valuesets()
+    orders = _draft_orders(draft_orders, vs)
+    found = _read_conditions(conditions, vs)
+    if not found.diagnoses:
+        return FhirCase(None, (_note("no-onset-date"),) if found.undated else (), orders)
+
+    notes: list[Localized] = []
+    age = _patient_age(patient, on, notes)
+    if age is None:
+        return FhirCase(None, tuple(notes), orders)
+
+    first = min(found.diagnoses, key=lambda d: d.onset)
+    if first.onset > on:
+        raise first.res.error(first.path, "after the assessment date")
+    if age.birth_date is not None and first.onset < age.birth_date:
+        raise first.res.error(first.path, "before the patient's birthDate")
+    if first.from_recorded:
+        notes.append(
+            _note("onset-from-recorded-date", diagnosis=first.coded, date=first.onset.isoformat())
+        )
+    if len(found.diagnoses) > 1:
+        count = len(found.diagnoses)
+        notes.append(_note("earliest-onset", count=count, date=first.onset.isoformat()))
+    notes.append(_note("sign-from-diagnosis", diagnosis=first.coded))
+    notes.extend(_red_flag_notes(found.flags))
+
+    latest = _latest_pain(observations, vs)
+    notes.append(_pain_note(latest, pain_threshold))
+    treatments, surgeon = _treatment_and_surgeon(procedures, service_requests, vs)
+
+    try:
+        case = Case(
+            birth_date=age.birth_date,
+            age=age.age,
+            symptom_onset=first.onset,
+            signs=frozenset({"radicular_leg_pain"}),
+            red_flags=frozenset(found.flags),
+            severe_disabling_pain=latest is not None and latest.score >= pain_threshold,
+            non_surgical_treatment=frozenset(treatments),
+            spine_surgeon_assessment=surgeon,
+            planned=frozenset(o.intervention for o in orders),
+        )
+    except ValidationError as exc:  # pragma: no cover - the checks above come first
+        raise InputError(describe_validation_error(exc)) from None
+    return FhirCase(case, tuple(notes), orders)
