@@ -1,0 +1,206 @@
+"""The web pages. Each handler reads its input, calls the engine where there is a patient,
+and renders a template; nothing clinical is decided here."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from nkr._assessment import Assessment
+from nkr._guideline import Lang
+from nkr._settings import Settings
+from nkr.guidelines.lumbar_radiculopathy import guideline
+from nkr.web import _cds
+from nkr.web._form import AGE_MAX, AGE_MIN, CASE_FIELDS, MRI_CHOICES, CaseForm, assess
+from nkr.web._handout import handout
+from nkr.web._pages import Clock, render, secure, static_files, warm_up
+from nkr.web._text import parse_lang
+
+LangParam = Annotated[str | None, Query(max_length=5)]
+ASSESSMENT_PATH = "/vurdering"
+INTEGRATION_PATH = "/integration"
+
+
+def _today() -> dt.date:
+    return dt.date.today()
+
+
+def create_router(settings: Settings) -> APIRouter:
+    """The web pages: quick guide, recommendation pages, assessment, handout, integrators."""
+    router = APIRouter(include_in_schema=False)
+    g = guideline()
+    # Load data and compile every template now, so that no request pays for it.
+    warm_up()
+    handout()
+    _cds.samples()
+
+    @router.get("/", response_class=HTMLResponse)
+    def quick_guide(lang: LangParam = None) -> HTMLResponse:
+        clock, language = Clock(), parse_lang(lang)
+        return render("guide.html", lang=language, path="/", clock=clock, nav="guide")
+
+    @router.get("/anbefalinger/{rec_id}", response_class=HTMLResponse)
+    def recommendation(rec_id: str, lang: LangParam = None) -> HTMLResponse:
+        clock, language = Clock(), parse_lang(lang)
+        rec = g.by_id.get(rec_id)
+        path = f"/anbefalinger/{rec_id}"
+        if rec is None:
+            return render(
+                "not_found.html",
+                lang=language,
+                path=path,
+                clock=clock,
+                status_code=404,
+                nav="guide",
+                rec_id=rec_id,
+            )
+        index = g.recommendations.index(rec)
+        return render(
+            "recommendation.html",
+            lang=language,
+            path=path,
+            clock=clock,
+            nav="guide",
+            rec=rec,
+            number=index + 1,
+            previous=g.recommendations[index - 1] if index > 0 else None,
+            next=g.recommendations[index + 1] if index + 1 < len(g.recommendations) else None,
+        )
+
+    def _assessment_page(items: list[tuple[str, str]], clock: Clock, method: str) -> HTMLResponse:
+        params = dict(items)
+        language = parse_lang(params.get("lang"))
+        today = _today()
+        has_case = any(name in params for name in CASE_FIELDS)
+        form = CaseForm.from_items(items) if has_case else CaseForm.blank(today)
+        if params.get("view") == "edit" or not has_case:
+            return _form_page(form, language, clock)
+        assessment = assess(form, g, language, today)
+        if assessment is None:
+            return _form_page(form, language, clock, status_code=400)
+        return _result_page(
+            assessment,
+            form,
+            language,
+            clock,
+            print_view=params.get("print") == "1",
+            posted=method == "POST",
+        )
+
+    def _form_page(
+        form: CaseForm, lang: Lang, clock: Clock, status_code: int = 200
+    ) -> HTMLResponse:
+        return render(
+            "assessment_form.html",
+            lang=lang,
+            path=ASSESSMENT_PATH,
+            clock=clock,
+            status_code=status_code,
+            no_store=True,
+            nav="assessment",
+            form=form,
+            mri_choices=MRI_CHOICES,
+            age_min=AGE_MIN,
+            age_max=AGE_MAX,
+            switch_form=form.hidden_items() if form.errors else None,
+        )
+
+    def _result_page(
+        a: Assessment, form: CaseForm, lang: Lang, clock: Clock, *, print_view: bool, posted: bool
+    ) -> HTMLResponse:
+        hidden = form.hidden_items()
+        extra = [("print", "1")] if print_view else []
+        return render(
+            "assessment_result.html",
+            lang=lang,
+            path=ASSESSMENT_PATH,
+            clock=clock,
+            no_store=True,
+            nav="assessment",
+            a=a,
+            form=form,
+            result=a.to_json(lang, pain_threshold=settings.pain_threshold),
+            hidden=hidden,
+            print_view=print_view,
+            printed_on=_today(),
+            query=None if posted else hidden + extra,
+            switch_form=hidden + extra if posted else None,
+        )
+
+    @router.get(ASSESSMENT_PATH, response_class=HTMLResponse)
+    def assessment_get(request: Request) -> HTMLResponse:
+        clock = Clock()
+        return _assessment_page(list(request.query_params.multi_items()), clock, "GET")
+
+    @router.post(ASSESSMENT_PATH, response_class=HTMLResponse)
+    async def assessment_post(request: Request) -> HTMLResponse:
+        clock = Clock()
+        form = await request.form(max_files=0, max_fields=100)
+        items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        return _assessment_page(items, clock, "POST")
+
+    @router.get("/pjece", response_class=HTMLResponse)
+    def patient_handout(lang: LangParam = None) -> HTMLResponse:
+        clock, language = Clock(), parse_lang(lang)
+        return render(
+            "handout.html",
+            lang=language,
+            path="/pjece",
+            clock=clock,
+            nav="handout",
+            handout=handout(),
+        )
+
+    async def _integration(request: Request, items: list[tuple[str, str]]) -> HTMLResponse:
+        clock = Clock()
+        params = dict(items)
+        language = parse_lang(params.get("lang"))
+        base_url = str(request.base_url).rstrip("/")
+        discovery = await _cds.discover(request.app, language, base_url)
+        result = None
+        service = next((s for s in discovery.services if s.id == params.get("service")), None)
+        sample = _cds.samples().get(params.get("sample", ""))
+        if service is not None and sample is not None:
+            result = await _cds.call_service(
+                request.app, language, base_url, service, sample, _today()
+            )
+        partial = params.get("partial") == "1"
+        return render(
+            "integration_result.html" if partial else "integration.html",
+            lang=language,
+            path=INTEGRATION_PATH,
+            clock=clock,
+            nav="integration",
+            discovery=discovery,
+            samples=_cds.samples(),
+            result=result,
+            selected_service=params.get("service", ""),
+            selected_sample=params.get("sample", ""),
+            status_code=400 if (params.get("service") and result is None) else 200,
+        )
+
+    @router.get(INTEGRATION_PATH, response_class=HTMLResponse)
+    async def integration_get(request: Request) -> HTMLResponse:
+        return await _integration(request, list(request.query_params.multi_items()))
+
+    @router.post(INTEGRATION_PATH, response_class=HTMLResponse)
+    async def integration_post(request: Request) -> HTMLResponse:
+        form = await request.form(max_files=0, max_fields=20)
+        items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+        return await _integration(request, items)
+
+    @router.get("/static/{name}")
+    def static(name: str, request: Request) -> Response:
+        file = static_files().get(name)
+        if file is None:
+            return secure(Response("Not found", status_code=404, media_type="text/plain"))
+        etag = f'"{file.etag}"'
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=86400"}
+        if request.headers.get("if-none-match") == etag:
+            return secure(Response(status_code=304, headers=headers))
+        return secure(Response(file.body, media_type=file.media_type, headers=headers))
+
+    return router
