@@ -26,3 +26,16 @@ def test_engine_benchmark_prints_rates() -> None:
         "evaluate + to_json('da')",
     ]
     assert all(int(rate.replace(",", "")) > 0 for _, rate in rates)
+
+
+def test_web_benchmark_prints_server_times() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_web.py"), "--requests", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    rows = re.findall(r"^(.+?)\s+([\d.]+) ms\s+([\d.]+) ms\s+([\d.]+) ms$", result.stdout, re.M)
+    assert len(rows) == 11
+    assert rows[0][0] == "quick guide"
