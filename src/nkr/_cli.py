@@ -197,6 +197,71 @@ def validate_command(
     )
 
 
+feedback_app = typer.Typer(
+    name="feedback",
+    help="Card feedback from the CDS Hooks service.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(feedback_app)
+
+
+@feedback_app.command("report")
+def feedback_report_command(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Data folder (default: NKR_DATA_DIR, else ./data)."),
+    ] = None,
+    lang: LangOption = LangOpt.da,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Per card topic: how often cards were shown, accepted and overridden, and why."""
+    from nkr._settings import Settings
+    from nkr.cdshooks import DB_NAME, report
+    from nkr.cdshooks._texts import texts
+
+    folder = data_dir if data_dir is not None else Settings.from_env().data_dir
+    rows = report(folder / DB_NAME)
+    if as_json:
+        _print_json(
+            [
+                {
+                    "topic": r.topic,
+                    "shown": r.shown,
+                    "accepted": r.accepted,
+                    "overridden": r.overridden,
+                    "override_reasons": [
+                        {"code": code, "display": display, "count": n}
+                        for code, display, n in r.reasons
+                    ],
+                }
+                for r in rows
+            ]
+        )
+        return
+    tx = texts()
+    language: Lang = lang.value
+    console = _console()
+    if not rows:
+        console.print(tx("report.empty", language))
+        return
+    table = Table(show_lines=True, expand=False)
+    table.add_column(tx("report.topic", language))
+    for key in ("report.shown", "report.accepted", "report.overridden"):
+        table.add_column(tx(key, language), justify="right")
+    table.add_column(tx("report.reasons", language), overflow="fold")
+    for r in rows:
+        reasons = "\n".join(f"{n} × {display or code or '–'}" for code, display, n in r.reasons)
+        table.add_row(
+            r.topic or tx("report.unknown-topic", language),
+            str(r.shown),
+            str(r.accepted),
+            str(r.overridden),
+            reasons,
+        )
+    console.print(table)
+
+
 @app.command("serve")
 def serve_command(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nkr._errors import InputError, describe_validation_error
 
@@ -32,6 +32,30 @@ class Settings(BaseModel):
     jwt_issuers: tuple[str, ...] = ()
     max_body_bytes: int = Field(default=1_000_000, ge=1_000)
     fhir_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # The service's public base URL (e.g. "https://cds.example.org"), when it runs behind a
+    # proxy: card links point there, and a JWT's aud must be this base plus the endpoint path.
+    # Unset: taken from the request (scheme, Host header, root path).
+    public_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    # URL prefixes of the FHIR servers the CDS Hooks service may fetch missing prefetch from
+    # (e.g. "https://ehr.example.org/fhir/"). Empty: any http(s) server a caller names, which
+    # is safe only with JWT authentication on.
+    fhir_servers: tuple[str, ...] = ()
+    # Benchmark only: also serve POST /_bench/parse, which parses the body and nothing more.
+    bench_endpoint: bool = False
+
+    @field_validator("jwt_issuers")
+    @classmethod
+    def _issuer_pairs(cls, pairs: tuple[str, ...]) -> tuple[str, ...]:
+        for pair in pairs:
+            issuer, sep, source = pair.partition("=")
+            if not (sep and issuer.strip() and source.strip()):
+                raise ValueError(f"'{pair}' is not 'issuer=jwks-url-or-file'")
+        return pairs
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, url: str | None) -> str | None:
+        return None if url is None else url.rstrip("/")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -1,0 +1,397 @@
+"""The CDS Hooks service under load: the real server (uvicorn, one worker) on loopback.
+
+Drives a patient-view and an order-sign request for a patient with about 30 FHIR resources,
+and the same bodies against a bare endpoint on the same server that only parses the body
+(``NKR_BENCH_ENDPOINT=1``, off by default). Pure Python: the load generator is a minimal
+HTTP/1.1 keep-alive client on asyncio, in this process; the server runs in its own process.
+
+Two measurements per endpoint:
+
+- saturation: ``--connections`` connections, each sending its next request as soon as the
+  last answer arrives (closed loop): requests per second, p50 and p99 latency;
+- moderate load: a fixed arrival rate (``--rate``, open loop: latency counts from the time a
+  request was due, so a slow server cannot hide queueing): p50 and p99 latency.
+
+Run: .venv/bin/python benchmarks/bench_cdshooks.py [--seconds 5] [--connections 8] [--rate 500]
+     [--strict]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import orjson
+
+Resource = dict[str, Any]
+PATIENT_VIEW = "/cds-services/nkr-lumbal-radikulopati-patient-view"
+ORDER_SIGN = "/cds-services/nkr-lumbal-radikulopati-order-sign"
+BARE = "/_bench/parse"
+
+# -- the request bodies: one realistic patient ------------------------------------------------
+
+
+def _day(days_ago: int) -> str:
+    today = dt.datetime.now(ZoneInfo("Europe/Copenhagen")).date()
+    return (today - dt.timedelta(days=days_ago)).isoformat()
+
+
+def _coded(system: str, code: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code}]}
+
+
+def _condition(cid: str, system: str, code: str, onset: int, status: str = "active") -> Resource:
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "clinicalStatus": _coded(
+            "http://terminology.hl7.org/CodeSystem/condition-clinical", status
+        ),
+        "verificationStatus": _coded(
+            "http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed"
+        ),
+        "code": _coded(system, code),
+        "subject": {"reference": "Patient/bench"},
+        "onsetDateTime": _day(onset),
+        "recordedDate": _day(onset),
+    }
+
+
+def _observation(oid: str, code: str, value: float, days: int) -> Resource:
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "category": [
+            _coded("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs")
+        ],
+        "code": _coded("http://loinc.org", code),
+        "subject": {"reference": "Patient/bench"},
+        "effectiveDateTime": _day(days) + "T09:30:00+01:00",
+        "valueQuantity": {"value": value, "unit": "1", "system": "http://unitsofmeasure.org"},
+    }
+
+
+def _order(resource_type: str, rid: str, system: str, code: str, status: str) -> Resource:
+    order: Resource = {
+        "resourceType": resource_type,
+        "id": rid,
+        "status": status,
+        "code": _coded(system, code),
+        "subject": {"reference": "Patient/bench"},
+    }
+    if resource_type == "ServiceRequest":
+        order["intent"] = "order"
+    else:
+        order["performedDateTime"] = _day(10)
+    return order
+
+
+def _bundle(resources: list[Resource]) -> Resource:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {"fullUrl": f"https://ehr.example/fhir/{r['resourceType']}/{r['id']}", "resource": r}
+            for r in resources
+        ],
+    }
+
+
+def patient_resources() -> dict[str, Any]:
+    """The prefetch of a patient with 33 resources: in week 5, severe pain despite supervised
+    exercise (so the spine-surgeon card is due), four conditions, 22 observations."""
+    icd10, snomed, local = (
+        "http://hl7.org/fhir/sid/icd-10",
+        "http://snomed.info/sct",
+        "urn:nkr:local-orders",
+    )
+    conditions = [
+        _condition("c1", icd10, "M54.1", 30),
+        _condition("c2", icd10, "I10", 2000),
+        _condition("c3", icd10, "E11.9", 1500),
+        _condition("c4", icd10, "J45.9", 3000, status="inactive"),
+    ]
+    observations = [_observation(f"pain{i}", "72514-3", 9 - i % 3, 1 + 2 * i) for i in range(6)]
+    observations += [_observation(f"bp{i}", "8480-6", 120 + i, 3 * i) for i in range(8)]
+    observations += [_observation(f"wt{i}", "29463-7", 82.5 - i / 10, 5 * i) for i in range(8)]
+    procedures = [
+        _order("Procedure", "pr1", snomed, "229065009", "completed"),
+        _order("Procedure", "pr2", snomed, "229065009", "completed"),
+        _order("Procedure", "pr3", local, "manual-mobilisation", "completed"),
+    ]
+    service_requests = [
+        _order("ServiceRequest", "sr1", snomed, "229065009", "completed"),
+        _order("ServiceRequest", "sr2", local, "manual-mobilisation", "active"),
+    ]
+    return {
+        "patient": {
+            "resourceType": "Patient",
+            "id": "bench",
+            "gender": "female",
+            "birthDate": "1975-04-12",
+            "name": [{"family": "Testesen", "given": ["Bente"]}],
+        },
+        "conditions": _bundle(conditions),
+        "observations": _bundle(observations),
+        "procedures": _bundle(procedures),
+        "serviceRequests": _bundle(service_requests),
+    }
+
+
+def hook_body(hook: str) -> bytes:
+    context: dict[str, Any] = {"userId": "Practitioner/gp-1", "patientId": "bench"}
+    if hook == "order-sign":
+        drafts = [
+            _order("ServiceRequest", "d1", "http://snomed.info/sct", "41333006", "draft"),
+            _order("ServiceRequest", "d2", "http://snomed.info/sct", "229065009", "draft"),
+        ]
+        context["draftOrders"] = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": d} for d in drafts],
+        }
+    body = {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": context,
+        "prefetch": patient_resources(),
+    }
+    return orjson.dumps(body)
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NKR_")}
+    env |= {"NKR_DATA_DIR": data_dir, "NKR_BENCH_ENDPOINT": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nkr", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=1)
+            return proc, port
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("nkr serve did not start within 30 s")
+
+
+# -- the load generator -------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    latencies: list[float]
+    seconds: float
+    errors: int
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+
+def request_bytes(port: int, path: str, body: bytes) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer)
+
+    async def exchange(self, request: bytes) -> int:
+        """Send one request and read the whole answer; returns the HTTP status."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def closed_loop(port: int, request: bytes, connections: int, seconds: float) -> Result:
+    conns = [await Connection.open(port) for _ in range(connections)]
+    latencies: list[float] = []
+    errors = 0
+    warm_until = time.perf_counter() + min(1.0, seconds / 4)
+    end = warm_until + seconds
+
+    async def worker(conn: Connection) -> None:
+        nonlocal errors
+        while True:
+            start = time.perf_counter()
+            if start >= end:
+                return
+            status = await conn.exchange(request)
+            if start >= warm_until:
+                latencies.append(time.perf_counter() - start)
+                errors += status != 200
+
+    await asyncio.gather(*(worker(c) for c in conns))
+    for conn in conns:
+        conn.close()
+    return Result(latencies, seconds, errors)
+
+
+async def open_loop(port: int, request: bytes, rate: float, seconds: float) -> Result:
+    """Requests due at a fixed rate; latency counts from when each was due."""
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(32):
+        pool.put_nowait(await Connection.open(port))
+    latencies: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    total = int(rate * seconds)
+    warmup = int(rate * min(1.0, seconds / 4))
+    start = time.perf_counter() + 0.05
+
+    async def one(due: float, measured: bool) -> None:
+        nonlocal errors
+        conn = await pool.get()
+        status = await conn.exchange(request)
+        pool.put_nowait(conn)
+        if measured:
+            latencies.append(time.perf_counter() - due)
+            errors += status != 200
+
+    tasks: list[asyncio.Task[None]] = []
+    for i in range(warmup + total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(one(due, i >= warmup)))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        pool.get_nowait().close()
+    return Result(latencies, seconds, errors)
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def check_answers(port: int, bodies: dict[str, bytes]) -> None:
+    base = f"http://127.0.0.1:{port}"
+    for path, expected in ((PATIENT_VIEW, 2), (ORDER_SIGN, 1)):
+        response = httpx.post(base + path, content=bodies[path], timeout=10)
+        cards = response.json().get("cards", [])
+        if response.status_code != 200 or len(cards) != expected:
+            raise SystemExit(f"{path}: unexpected answer {response.status_code}: {response.text}")
+    if httpx.post(base + BARE, content=bodies[PATIENT_VIEW]).status_code != 200:
+        raise SystemExit("the bare endpoint is not on; is NKR_BENCH_ENDPOINT honoured?")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--connections", type=int, default=8, help="saturation concurrency")
+    parser.add_argument("--rate", type=float, default=500.0, help="moderate load, requests/s")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit with status 1 when a target is missed"
+    )
+    args = parser.parse_args()
+    bodies = {PATIENT_VIEW: hook_body("patient-view"), ORDER_SIGN: hook_body("order-sign")}
+    resources = sum(
+        len(v["entry"]) if v.get("resourceType") == "Bundle" else 1
+        for v in orjson.loads(bodies[PATIENT_VIEW])["prefetch"].values()
+    )
+    print(
+        f"nkr CDS Hooks benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"uvicorn 1 worker (httptools, uvloop); {resources} prefetch resources, bodies "
+        f"{len(bodies[PATIENT_VIEW]):,} / {len(bodies[ORDER_SIGN]):,} bytes; "
+        f"{args.seconds:g} s per measurement"
+    )
+    with tempfile.TemporaryDirectory() as data_dir:
+        proc, port = start_server(data_dir)
+        try:
+            check_answers(port, bodies)
+            runs = [
+                ("patient-view", PATIENT_VIEW, bodies[PATIENT_VIEW]),
+                ("bare parse (patient-view body)", BARE, bodies[PATIENT_VIEW]),
+                ("order-sign", ORDER_SIGN, bodies[ORDER_SIGN]),
+                ("bare parse (order-sign body)", BARE, bodies[ORDER_SIGN]),
+            ]
+            saturated: dict[str, Result] = {}
+            print(f"\nsaturation ({args.connections} connections, closed loop)")
+            for name, path, body in runs:
+                request = request_bytes(port, path, body)
+                result = asyncio.run(closed_loop(port, request, args.connections, args.seconds))
+                saturated[name] = result
+                print(
+                    f"  {name:32}: {result.rate:8,.0f} req/s  p50 {result.percentile(50):6.2f} ms"
+                    f"  p99 {result.percentile(99):6.2f} ms  errors {result.errors}"
+                )
+            print(f"\nmoderate load ({args.rate:g} requests/s, open loop)")
+            moderate: dict[str, Result] = {}
+            for name, path, body in runs:
+                request = request_bytes(port, path, body)
+                result = asyncio.run(open_loop(port, request, args.rate, args.seconds))
+                moderate[name] = result
+                print(
+                    f"  {name:32}: p50 {result.percentile(50):6.2f} ms"
+                    f"  p99 {result.percentile(99):6.2f} ms  errors {result.errors}"
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    print("\ntargets")
+    ok = True
+    for hook in ("patient-view", "order-sign"):
+        share = saturated[hook].rate / saturated[f"bare parse ({hook} body)"].rate
+        p99 = moderate[hook].percentile(99)
+        ok &= share >= 0.5 and p99 < 10
+        print(
+            f"  {hook:12}: p99 at moderate load {p99:.2f} ms (target < 10 ms): "
+            f"{'met' if p99 < 10 else 'MISSED'}; throughput {share:.0%} of bare "
+            f"(target >= 50%): {'met' if share >= 0.5 else 'MISSED'}"
+        )
+    sys.exit(1 if args.strict and not ok else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Bad input over real HTTP: 400, 404, 412, 413 with an OperationOutcome; CORS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from .conftest import Cds, Handler, Loopback, ServerFactory
+from .fhir_data import (
+    bundle,
+    hook_request,
+    pain,
+    patient,
+    procedure,
+    radiculopathy,
+    service_request,
+)
+
+
+def outcome(response: httpx.Response, status: int) -> str:
+    """The diagnostics of an OperationOutcome answer with HTTP ``status``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    [issue] = body["issue"]
+    assert issue["severity"] == "error"
+    diagnostics: str = issue["diagnostics"]
+    return diagnostics
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        (b"", "empty"),
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b"{}", "hook"),
+    ],
+)
+def test_malformed_body(cds: Cds, body: bytes, names: str) -> None:
+    assert names in outcome(cds.post("patient-view", body), 400)
+
+
+def test_wrong_hook_for_service(cds: Cds) -> None:
+    diagnostics = outcome(cds.post("patient-view", hook_request("order-sign")), 400)
+    assert "hook" in diagnostics
+    assert "patient-view" in diagnostics
+
+
+@pytest.mark.parametrize(
+    ("hook", "drop", "names"),
+    [
+        ("patient-view", "patientId", "context.patientId"),
+        ("patient-view", "userId", "context.userId"),
+        ("order-select", "selections", "context.selections"),
+        ("order-select", "draftOrders", "context.draftOrders"),
+        ("order-sign", "draftOrders", "context.draftOrders"),
+    ],
+)
+def test_missing_context_field(cds: Cds, hook: str, drop: str, names: str) -> None:
+    body = hook_request(hook, drafts=[service_request("mri", "m")])
+    del body["context"][drop]
+    assert names in outcome(cds.post(hook, body), 400)
+
+
+def test_missing_hook_instance_and_context(cds: Cds) -> None:
+    body = hook_request("patient-view")
+    del body["hookInstance"]
+    assert "hookInstance" in outcome(cds.post("patient-view", body), 400)
+    body = hook_request("patient-view")
+    del body["context"]
+    assert "context" in outcome(cds.post("patient-view", body), 400)
+
+
+def test_selection_not_in_draft_orders(cds: Cds) -> None:
+    body = hook_request(
+        "order-select", drafts=[service_request("mri", "m")], selections=["ServiceRequest/zzz"]
+    )
+    assert "context.selections[0]" in outcome(cds.post("order-select", body), 400)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "names"),
+    [
+        (lambda b: b["context"].update(draftOrders=[]), "context.draftOrders"),
+        (lambda b: b["context"]["draftOrders"].update(resourceType="Patient"), "Bundle"),
+        (lambda b: b["prefetch"].update(patient={"resourceType": "Bundle"}), "prefetch.patient"),
+        (lambda b: b["prefetch"].update(conditions=[]), "prefetch.conditions"),
+        (lambda b: b["prefetch"]["observations"].update(entry={}), "prefetch.observations"),
+        (lambda b: b.update(fhirServer="ftp://x"), "fhirServer"),
+        (lambda b: b.update(extension={"nkr-lang": "fr"}), "nkr-lang"),
+    ],
+)
+def test_wrong_request_shapes(
+    cds: Cds, mutate: Callable[[dict[str, Any]], None], names: str
+) -> None:
+    body = hook_request("order-sign", drafts=[service_request("mri", "m")])
+    mutate(body)
+    assert names in outcome(cds.post("order-sign", body), 400)
+
+
+def test_wrong_fhir_shape_names_resource_and_field(cds: Cds) -> None:
+    bad = pain(8)
+    bad["valueQuantity"] = "eight"
+    body = hook_request(
+        "patient-view",
+        conditions=[radiculopathy()],
+        observations=[bad],
+        procedures=[procedure("supervised_exercise")],
+    )
+    diagnostics = outcome(cds.post("patient-view", body), 400)
+    assert "Observation" in diagnostics
+    assert "valueQuantity" in diagnostics
+    assert "eight" not in diagnostics  # no patient values in messages
+
+
+def test_impossible_birth_date(cds: Cds) -> None:
+    body = hook_request("patient-view", pat=patient(birth_date="2100-01-01"))
+    assert "birthDate" in outcome(cds.post("patient-view", body), 400)
+
+
+def test_unknown_service_404(cds: Cds) -> None:
+    response = cds.client.post("/cds-services/no-such-service", content=b"{}")
+    assert "no-such-service" in outcome(response, 404)
+    response = cds.client.post("/cds-services/no-such-service/feedback", content=b"{}")
+    outcome(response, 404)
+
+
+# -- 413 ----------------------------------------------------------------------------------------
+
+
+def test_body_over_limit_by_content_length(cds: Cds) -> None:
+    body = b'{"hook": "' + b"x" * 1_100_000 + b'"}'
+    assert "larger than" in outcome(cds.post("patient-view", body), 413)
+
+
+def test_streamed_body_over_limit(cds: Cds) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"hook": "'
+        for _ in range(40):
+            yield b"x" * 50_000
+
+    response = cds.client.post(
+        f"/cds-services/{'nkr-lumbal-radikulopati-patient-view'}",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
+    )
+    outcome(response, 413)
+
+
+# -- 412: prefetch that cannot be had --------------------------------------------------------
+
+
+def without_prefetch(keys: tuple[str, ...] = ("observations",)) -> dict[str, Any]:
+    body = hook_request("patient-view")
+    for key in keys:
+        del body["prefetch"][key]
+    return body
+
+
+def test_missing_prefetch_without_fhir_server_412(cds: Cds) -> None:
+    diagnostics = outcome(cds.post("patient-view", without_prefetch()), 412)
+    assert "observations" in diagnostics
+    body = hook_request("patient-view", prefetch=False)
+    outcome(cds.post("patient-view", body), 412)
+
+
+@pytest.mark.parametrize("status", [500, 401, 404])
+def test_missing_prefetch_fhir_server_fails_412(
+    cds: Cds, loopback: Callable[[Handler], Loopback], status: int
+) -> None:
+    fhir = loopback(lambda _: (status, b'{"resourceType": "OperationOutcome"}'))
+    body = without_prefetch()
+    body["fhirServer"] = fhir.url + "/fhir"
+    body["fhirAuthorization"] = {
+        "access_token": "secret-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "nkr",
+    }
+    assert str(status) in outcome(cds.post("patient-view", body), 412)
+    assert fhir.requests, "the service asked the FHIR server"
+    path, headers = fhir.requests[0]
+    assert path.startswith("/fhir/Observation?patient=p1")
+    assert headers["Authorization"] == "Bearer secret-token"
+
+
+def test_missing_prefetch_fetched_from_fhir_server(
+    cds: Cds, loopback: Callable[[Handler], Loopback]
+) -> None:
+    def answer(request: BaseHTTPRequestHandler) -> tuple[int, bytes]:
+        if request.path.startswith("/Observation"):
+            return 200, orjson.dumps(bundle([pain(9)]))
+        if request.path.startswith("/Procedure"):
+            return 200, orjson.dumps(bundle([procedure("supervised_exercise")]))
+        return 404, b"{}"
+
+    fhir = loopback(answer)
+    body = without_prefetch(("observations", "procedures"))
+    body["prefetch"]["conditions"] = bundle([radiculopathy(60)])
+    body["fhirServer"] = fhir.url
+    cards = cds.cards("patient-view", body)
+    assert [c["source"]["topic"]["code"] for c in cards] == [
+        "overview",
+        "spine-surgeon-assessment",
+    ]
+
+
+def test_null_prefetch_means_no_data(cds: Cds) -> None:
+    body = hook_request("patient-view")
+    body["prefetch"]["observations"] = None
+    body["prefetch"]["procedures"] = None
+    assert len(cds.cards("patient-view", body)) == 1
+
+
+# -- CORS ----------------------------------------------------------------------------------------
+
+
+def test_no_cors_by_default(cds: Cds) -> None:
+    response = cds.client.get("/cds-services", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_cors_only_for_configured_origins(server_factory: ServerFactory) -> None:
+    base = server_factory({"NKR_CORS_ORIGINS": "https://ehr.example,https://ehr2.example"})
+    preflight = httpx.options(
+        f"{base}/cds-services/nkr-lumbal-radikulopati-patient-view",
+        headers={
+            "Origin": "https://ehr.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://ehr.example"
+    other = httpx.get(f"{base}/cds-services", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    allowed = httpx.get(f"{base}/cds-services", headers={"Origin": "https://ehr2.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://ehr2.example"
