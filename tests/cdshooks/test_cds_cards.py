@@ -140,6 +140,8 @@ def test_notes_and_assumptions_are_shown_as_such(cds: Cds) -> None:
     assert "recorded" in detail  # onset fell back to recordedDate: the card says so
     assert "The software's assumptions (not from the guideline)" in detail
     assert "week 2 of 12" in card["summary"]
+    # The link opens the web app's page in the card's language.
+    assert card["links"][0]["url"] == f"{cds.base}/?lang=en"
 
 
 @pytest.mark.parametrize(

@@ -206,8 +206,12 @@ class CdsHooks:
         assessment = evaluate(fhir_case.case, self.guideline, on)
         base = self.base_url(request)
 
+        # The web app's pages, in the card's language (Danish is the pages' default).
+        query = "?lang=en" if lang == "en" else ""
+
         def page_url(rec_id: str | None) -> str:
-            return f"{base}/" if rec_id is None else f"{base}/anbefalinger/{rec_id}"
+            path = "/" if rec_id is None else f"/anbefalinger/{rec_id}"
+            return f"{base}{path}{query}"
 
         rendered = render(
             req.hook,

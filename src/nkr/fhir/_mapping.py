@@ -170,7 +170,7 @@ def _note_per_lang(key: str, **params: Localized) -> Localized:
 class _Res:
     """A resource being read, and how to name it in an error message."""
 
-    __slots__ = ("data", "id", "label", "type")
+    __slots__ = ("data", "id", "type", "where")
 
     def __init__(self, data: object, where: str) -> None:
         if not isinstance(data, dict):
@@ -184,7 +184,12 @@ class _Res:
         self.data: Resource = data
         self.type: str = rtype
         self.id: str | None = rid
-        self.label = f"{rtype}/{rid} ({where})" if rid else f"{rtype} ({where}, no id)"
+        self.where = where
+
+    @property
+    def label(self) -> str:
+        rid, where = self.id, self.where
+        return f"{self.type}/{rid} ({where})" if rid else f"{self.type} ({where}, no id)"
 
     def error(self, path: str, problem: str) -> InputError:
         return InputError(f"{self.label}: {path}: {problem}")
@@ -233,6 +238,39 @@ class _Res:
 
     def when(self, path: str, value: object) -> _When:
         return _parse_datetime(value, self, path)
+
+
+def _plainly_unrelated(raw: object, rtype: str, field: str, vs: ValueSets) -> bool:
+    """Whether ``raw`` is a well-formed ``rtype`` none of whose ``field`` codings is in any
+    value set: such a resource (most of a patient's Observations) is skipped without the full
+    reading, whose shape checks it would pass. Anything else takes the full reading."""
+    if type(raw) is not dict or raw.get("resourceType") != rtype:
+        return False
+    rid = raw.get("id")
+    if rid is not None and type(rid) is not str:
+        return False
+    concept = raw.get(field)
+    if concept is None:
+        return True
+    if type(concept) is not dict:
+        return False
+    codings = concept.get("coding")
+    if codings is None:
+        return True
+    if type(codings) is not list:
+        return False
+    for coding in codings:
+        if type(coding) is not dict:
+            return False
+        system, code = coding.get("system"), coding.get("code")
+        if type(system) is str and type(code) is str:
+            if vs.ids_of(system, code):
+                return False
+        elif (system is not None and type(system) is not str) or (
+            code is not None and type(code) is not str
+        ):
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,6 +473,8 @@ class _Conditions:
 def _read_conditions(conditions: list[Resource], vs: ValueSets) -> _Conditions:
     found = _Conditions([], False, {})
     for i, raw in enumerate(conditions):
+        if _plainly_unrelated(raw, "Condition", "code", vs):
+            continue
         res = _Res(raw, f"conditions[{i}]")
         if res.type != "Condition":
             continue
@@ -459,6 +499,8 @@ def _read_conditions(conditions: list[Resource], vs: ValueSets) -> _Conditions:
 def _latest_pain(observations: list[Resource], vs: ValueSets) -> _Pain | None:
     latest: _Pain | None = None
     for i, raw in enumerate(observations):
+        if _plainly_unrelated(raw, "Observation", "code", vs):
+            continue
         res = _Res(raw, f"observations[{i}]")
         if res.type != "Observation":
             continue
@@ -512,6 +554,8 @@ def _treatment_and_surgeon(
     ):
         done, referred = _DONE_AND_REFERRED[rtype]
         for i, raw in enumerate(resources):
+            if _plainly_unrelated(raw, rtype, "code", vs):
+                continue
             res = _Res(raw, f"{key}[{i}]")
             if res.type != rtype:
                 continue
