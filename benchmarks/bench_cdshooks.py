@@ -30,11 +30,14 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
+
+from nkr._devserver import start_server, stop_server
 
 Resource = dict[str, Any]
 PATIENT_VIEW = "/cds-services/nkr-lumbal-radikulopati-patient-view"
@@ -177,27 +180,10 @@ def hook_body(hook: str) -> bytes:
 # -- the server -------------------------------------------------------------------------------
 
 
-def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NKR_")}
-    env |= {"NKR_DATA_DIR": data_dir, "NKR_BENCH_ENDPOINT": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nkr", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=1)
-            return proc, port
-        except httpx.TransportError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("nkr serve did not start within 30 s")
+def start(data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The real server with the bare endpoint switched on; its process and port."""
+    proc, base = start_server({"NKR_BENCH_ENDPOINT": "1"}, Path(data_dir))
+    return proc, int(base.rsplit(":", 1)[1])
 
 
 # -- the load generator -------------------------------------------------------------------------
@@ -347,7 +333,7 @@ def main() -> None:
         f"{args.seconds:g} s per measurement"
     )
     with tempfile.TemporaryDirectory() as data_dir:
-        proc, port = start_server(data_dir)
+        proc, port = start(data_dir)
         try:
             check_answers(port, bodies)
             runs = [
@@ -377,8 +363,7 @@ def main() -> None:
                     f"  p99 {result.percentile(99):6.2f} ms  errors {result.errors}"
                 )
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            stop_server(proc)
     print("\ntargets")
     ok = True
     for hook in ("patient-view", "order-sign"):
