@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nkr import InputError, Kind, load_guideline
+from nkr._i18n import load_messages
 from nkr.guidelines.lumbar_radiculopathy import GUIDELINE_FILE
 
 ORIGINAL = GUIDELINE_FILE.read_text(encoding="utf-8")
@@ -141,3 +142,12 @@ wording = {{ da = "Tilbyd ikke Y.", en = "Do not offer Y." }}
     g = load_guideline(_write(tmp_path, text))
     assert [r.symbols for r in g.recommendations] == ["↑↑ ⊕⊕⊕⊕", "↓↓ ⊕⊕⊕"]
     assert g.recommendations[0].kind is Kind.GRADED
+
+
+def test_broken_messages_file_names_the_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "messages.toml"
+    path.write_text('hello = { da = "Hej" }\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"messages.toml: hello.en: required field is missing"):
+        load_messages(path)
+    path.write_text('hello = { da = "Hej", en = "Hi" }\n', encoding="utf-8")
+    assert load_messages(path)["hello"]("en") == "Hi"

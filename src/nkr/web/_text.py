@@ -7,14 +7,11 @@ Keys not found there fall back to the interface texts shared by every interface
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from functools import cache
 from pathlib import Path
 
-from pydantic import TypeAdapter
-
 from nkr._guideline import LANGS, Lang, Localized
-from nkr._i18n import t
+from nkr._i18n import load_messages, t
 
 _MESSAGES_FILE = Path(__file__).with_name("messages.toml")
 
@@ -22,8 +19,7 @@ _MESSAGES_FILE = Path(__file__).with_name("messages.toml")
 @cache
 def messages() -> dict[str, Localized]:
     """The web app's own texts, validated: every key in every language."""
-    raw = tomllib.loads(_MESSAGES_FILE.read_text(encoding="utf-8"))
-    return TypeAdapter(dict[str, Localized]).validate_python(raw)
+    return load_messages(_MESSAGES_FILE)
 
 
 def text(key: str, lang: Lang, **params: object) -> str:
