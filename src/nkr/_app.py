@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 from nkr import cdshooks, fhir, web
 from nkr._middleware import BodySizeLimit
 from nkr._settings import Settings
+from nkr.fhir import IssueType, outcome_response
+
+_API_PATHS = ("/cds-services", "/fhir", "/_bench")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Errors the routing itself raises (no such address, method not allowed): a FHIR
+    OperationOutcome on the API, the web app's own page for an address without a page."""
+    assert isinstance(exc, HTTPException)
+    path = request.url.path
+    if exc.status_code == 404 and not path.startswith(_API_PATHS):
+        return web.not_found_page(path, request.query_params.get("lang"))
+    code: IssueType = "not-found" if exc.status_code == 404 else "not-supported"
+    response = outcome_response(
+        exc.status_code, code, f"{request.method} {path[:200]}: {exc.detail}"
+    )
+    response.headers.update(exc.headers or {})
+    return response
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -19,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
     )
     app.state.settings = settings
+    app.add_exception_handler(HTTPException, _http_error)
     app.include_router(cdshooks.create_router(settings))
     app.include_router(fhir.create_router(settings))
     app.include_router(web.create_router(settings))

@@ -167,3 +167,22 @@ def test_every_page_reports_its_server_time(client: httpx.Client) -> None:
         response = client.get(path)
         timing = re.fullmatch(r"app;dur=(\d+\.\d+)", response.headers["server-timing"])
         assert timing is not None, path
+
+
+def test_an_address_without_a_page_gets_the_web_apps_404_page(client: httpx.Client) -> None:
+    response = client.get("/findes/ikke?lang=en")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Content-Security-Policy" in response.headers
+    assert '<html lang="en"' in response.text
+    assert "There is no page at this address." in response.text
+
+
+def test_api_routing_errors_are_operation_outcomes(client: httpx.Client) -> None:
+    missing = client.get("/fhir/Patient/1")
+    assert missing.status_code == 404
+    assert missing.json()["resourceType"] == "OperationOutcome"
+    wrong_method = client.delete("/cds-services")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "GET"
+    assert wrong_method.json()["issue"][0]["code"] == "not-supported"

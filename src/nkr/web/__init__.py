@@ -13,6 +13,6 @@ Pages (Danish by default, ``?lang=en`` for English; a posted form carries ``lang
 
 from __future__ import annotations
 
-from nkr.web._routes import create_router
+from nkr.web._routes import create_router, not_found_page
 
-__all__ = ["create_router"]
+__all__ = ["create_router", "not_found_page"]

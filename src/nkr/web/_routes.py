@@ -28,6 +28,19 @@ def _today() -> dt.date:
     return dt.date.today()
 
 
+def not_found_page(path: str, lang: str | None) -> HTMLResponse:
+    """The web app's 404 page for an address that has no page."""
+    return render(
+        "not_found.html",
+        lang=parse_lang(lang),
+        path="/",
+        clock=Clock(),
+        status_code=404,
+        nav=None,
+        rec_id=None,
+    )
+
+
 def create_router(settings: Settings) -> APIRouter:
     """The web pages: quick guide, recommendation pages, assessment, handout, integrators."""
     router = APIRouter(include_in_schema=False)
