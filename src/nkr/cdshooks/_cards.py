@@ -8,16 +8,16 @@ data; the card frame comes from ``messages.toml``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from nkr._assessment import Assessment, RecommendationResult, RecStatus, Term
-from nkr._guideline import Guideline, Lang, Localized
+from nkr._assessment import Assessment, Reason, RecommendationResult, RecStatus, Term
+from nkr._guideline import Guideline, Lang
 from nkr._i18n import t
 from nkr._render import grade_in_words
 from nkr.cdshooks._texts import texts
@@ -43,12 +43,27 @@ class Rendered:
     issued: list[tuple[str, str]]
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]<>#|]")
+
+
+def _backslashed(match: re.Match[str]) -> str:
+    return "\\" + match[0]
 
 
 def _md_escape(text: str) -> str:
     """Escape text that comes from the request (it may hold any characters) for markdown."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    # A function, not a template: re would parse the template again on every call.
+    return _MD_SPECIAL.sub(_backslashed, text)
+
+
+# The first digit of a version 4 UUID's fourth group is 8, 9, a or b (the RFC 4122 variant).
+_VARIANT_DIGIT = "89ab" * 4
+
+
+def _uuid4() -> str:
+    """A random (version 4) UUID, as ``str(uuid.uuid4())`` gives it, in half the time."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT_DIGIT[int(h[16], 16)]}{h[17:20]}-{h[20:]}"
 
 
 def _fit(summary: str) -> str:
@@ -173,15 +188,48 @@ def _overview_block(
     return heading + "\n\n" + "\n".join(lines), symbols
 
 
-def _notes(notes: tuple[Localized, ...], lang: Lang) -> str:
-    if not notes:
-        return ""
-    items = "\n".join(f"- {_md_escape(n(lang))}" for n in notes)
-    return f"**{texts()('card.data-notes', lang)}:**\n\n{items}"
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """Every text of the cards that depends only on the guideline, the language and the pain
+    threshold, rendered once: a call fills in only what is about the patient."""
+
+    # Every text of messages.toml in the language, by its dotted key.
+    text: dict[str, str]
+    tag: str
+    why: str
+    notes_heading: str
+    referral_text: str
+    link_guide: str
+    link_recommendation: str
+    # Per card topic (overview, safety, or a recommendation id).
+    sources: dict[str, dict[str, Any]]
+    override_reasons: dict[str, list[dict[str, str]]]
+    footers: dict[str, str]
+    # Per recommendation id.
+    blocks: dict[str, str]
+
+
+@_per_guideline
+def _frame(g: Guideline, lang: Lang, pain_threshold: int) -> _Frame:
+    tx = texts()
+    topics = (OVERVIEW, SAFETY, *(r.id for r in g.recommendations))
+    return _Frame(
+        text={key: text(lang) for key, text in tx.texts.items()},
+        tag=_tag(g, lang),
+        referral_text=g.label("planned", "spine_surgeon_referral", lang),
+        why=f"**{tx('card.why', lang)}:** ",
+        notes_heading=f"**{tx('card.data-notes', lang)}:**\n\n",
+        link_guide=tx("card.link-guide", lang),
+        link_recommendation=tx("card.link-recommendation", lang),
+        sources={topic: _source(g, topic, lang) for topic in topics},
+        override_reasons={topic: _override_reasons(topic, lang) for topic in topics},
+        footers={topic: _footer(g, topic, lang, pain_threshold) for topic in topics},
+        blocks={r.id: _recommendation_block(g, r.id, lang) for r in g.recommendations},
+    )
 
 
 def _detail(*parts: str) -> str:
-    return "\n\n".join(p for p in parts if p)
+    return "\n\n".join([p for p in parts if p])
 
 
 class CardRenderer:
@@ -204,6 +252,7 @@ class CardRenderer:
         self.page_url = page_url
         self.pain_threshold = pain_threshold
         self.referral_codings = referral_codings
+        self.frame = _frame(self.g, lang, pain_threshold)
         self.cards: list[Card] = []
         self.issued: list[tuple[str, str]] = []
         self._notes_text: str | None = None
@@ -212,17 +261,22 @@ class CardRenderer:
     def notes(self) -> str:
         """The FHIR reading notes, the same on every card of the call (rendered once)."""
         if self._notes_text is None:
-            self._notes_text = _notes(self.fhir_case.notes, self.lang)
+            notes = self.fhir_case.notes
+            lang = self.lang
+            self._notes_text = (
+                self.frame.notes_heading + "\n".join([f"- {_md_escape(n(lang))}" for n in notes])
+                if notes
+                else ""
+            )
         return self._notes_text
 
     def rendered(self) -> Rendered:
         return Rendered(self.cards, self.issued)
 
     def _link(self, rec_id: str | None) -> list[dict[str, str]]:
-        key = "card.link-guide" if rec_id is None else "card.link-recommendation"
-        return [
-            {"label": texts()(key, self.lang), "url": self.page_url(rec_id), "type": "absolute"}
-        ]
+        f = self.frame
+        label = f.link_guide if rec_id is None else f.link_recommendation
+        return [{"label": label, "url": self.page_url(rec_id), "type": "absolute"}]
 
     def _add(
         self,
@@ -234,18 +288,18 @@ class CardRenderer:
         link_to: str | None,
         suggestions: list[dict[str, Any]] | None = None,
     ) -> None:
-        card_id = str(uuid.uuid4())
+        card_id = _uuid4()
         card: Card = {
             "uuid": card_id,
             "summary": _fit(summary),
             "detail": detail,
             "indicator": indicator,
-            "source": _source(self.g, topic, self.lang),
+            "source": self.frame.sources[topic],
         }
         if suggestions:
             card["suggestions"] = suggestions
             card["selectionBehavior"] = "at-most-one"
-        card["overrideReasons"] = _override_reasons(topic, self.lang)
+        card["overrideReasons"] = self.frame.override_reasons[topic]
         card["links"] = self._link(link_to)
         self.cards.append(card)
         self.issued.append((card_id, topic))
@@ -254,29 +308,24 @@ class CardRenderer:
 
     def overview(self) -> None:
         """Week N of 12 and the recommendations that apply now."""
-        a, g, lang, tx = self.a, self.g, self.lang, texts()
-        listed = [
-            r
-            for r in a.results
-            if r.status not in (RecStatus.NOT_APPLICABLE, RecStatus.DONE)
-            and r.recommendation.id != SURGEON
-        ]
-        block, symbols = _overview_block(
-            g, tuple((r.recommendation.id, r.status) for r in listed), lang
-        )
-        summary = tx(
-            "overview.summary",
-            lang,
-            week=a.week,
-            count=len(listed),
-            symbols=symbols,
-            tag=_tag(g, lang),
+        a, g, lang, f = self.a, self.g, self.lang, self.frame
+        listed: list[tuple[str, RecStatus]] = []
+        why: Reason | None = None
+        for r in a.results:
+            status = r.status
+            if status is RecStatus.NOT_APPLICABLE or status is RecStatus.DONE:
+                continue
+            rec_id = r.recommendation.id
+            if rec_id != SURGEON:
+                listed.append((rec_id, status))
+                if why is None and status is RecStatus.APPLIES:
+                    why = r.reason
+        block, symbols = _overview_block(g, tuple(listed), lang)
+        summary = f.text["overview.summary"].format(
+            week=a.week, count=len(listed), symbols=symbols, tag=f.tag
         )
         onset = a.date - dt.timedelta(days=a.days_since_onset)
-        why = next((r.reason for r in listed if r.status is RecStatus.APPLIES), None)
-        week = tx(
-            "overview.week",
-            lang,
+        week = f.text["overview.week"].format(
             week=a.week,
             days=a.days_since_onset,
             onset=onset.isoformat(),
@@ -285,9 +334,9 @@ class CardRenderer:
         detail = _detail(
             week,
             block,
-            "" if why is None else f"**{tx('card.why', lang)}:** {why.text(g, lang)}",
+            "" if why is None else f.why + why.text(g, lang),
             self.notes,
-            _footer(g, OVERVIEW, lang, self.pain_threshold),
+            f.footers[OVERVIEW],
         )
         self._add(topic=OVERVIEW, indicator="info", summary=summary, detail=detail, link_to=None)
 
@@ -295,17 +344,17 @@ class CardRenderer:
         self, result: RecommendationResult, patient_ref: str, encounter: str | None
     ) -> None:
         """Assessment by a spine surgeon is due or overdue: a referral suggestion."""
-        a, g, lang, tx = self.a, self.g, self.lang, texts()
+        a, g, lang, f = self.a, self.g, self.lang, self.frame
         rec = result.recommendation
         key = "surgeon.summary-due" if result.status is RecStatus.DUE else "surgeon.summary-overdue"
-        summary = tx(
-            key, lang, symbols=rec.symbols, due=a.spine_surgeon_due.isoformat(), tag=_tag(g, lang)
+        summary = f.text[key].format(
+            symbols=rec.symbols, due=a.spine_surgeon_due.isoformat(), tag=f.tag
         )
         detail = _detail(
-            _recommendation_block(g, rec.id, lang),
-            f"**{tx('card.why', lang)}:** {result.reason.text(g, lang)}",
+            f.blocks[rec.id],
+            f.why + result.reason.text(g, lang),
             self.notes,
-            _footer(g, SURGEON, lang, self.pain_threshold),
+            f.footers[SURGEON],
         )
         resource: dict[str, Any] = {
             "resourceType": "ServiceRequest",
@@ -313,19 +362,19 @@ class CardRenderer:
             "intent": "order",
             "code": {
                 "coding": list(self.referral_codings),
-                "text": g.label("planned", "spine_surgeon_referral", lang),
+                "text": f.referral_text,
             },
             "subject": {"reference": patient_ref},
-            "reasonCode": [{"text": tx("surgeon.referral-reason", lang)}],
+            "reasonCode": [{"text": f.text["surgeon.referral-reason"]}],
         }
         if encounter is not None:
             resource["encounter"] = {"reference": encounter}
         suggestion = {
-            "label": tx("surgeon.suggestion", lang),
-            "uuid": str(uuid.uuid4()),
+            "label": f.text["surgeon.suggestion"],
+            "uuid": _uuid4(),
             "isRecommended": True,
             "actions": [
-                {"type": "create", "description": tx("surgeon.action", lang), "resource": resource}
+                {"type": "create", "description": f.text["surgeon.action"], "resource": resource}
             ],
         }
         self._add(
@@ -354,7 +403,7 @@ class CardRenderer:
             f"**{tx('safety.flags', lang)}:**\n\n{flags}",
             tx("safety.outside", lang),
             self.notes,
-            _footer(g, SAFETY, lang, self.pain_threshold),
+            self.frame.footers[SAFETY],
         )
         self._add(topic=SAFETY, indicator="warning", summary=summary, detail=detail, link_to=None)
 
@@ -362,12 +411,12 @@ class CardRenderer:
 
     def planned_caution(self, result: RecommendationResult) -> None:
         """A draft order the guideline advises caution about: a suggestion to remove it."""
-        g, lang, tx = self.g, self.lang, texts()
+        g, lang, tx, f = self.g, self.lang, texts(), self.frame
         rec = result.recommendation
         intervention = _planned_intervention(result)
         drafts = [d for d in self.fhir_case.draft_orders if d.intervention == intervention]
         key = f"order.summary.{rec.id}"
-        tag = _tag(g, lang)
+        tag = f.tag
         if tx.has(key):
             summary = tx(key, lang, symbols=rec.symbols, tag=tag)
         else:
@@ -390,7 +439,7 @@ class CardRenderer:
             [
                 {
                     "label": tx("order.suggestion", lang, intervention=label),
-                    "uuid": str(uuid.uuid4()),
+                    "uuid": _uuid4(),
                     "isRecommended": True,
                     "actions": actions,
                 }
@@ -399,11 +448,11 @@ class CardRenderer:
             else []
         )
         detail = _detail(
-            _recommendation_block(g, rec.id, lang),
-            f"**{tx('card.why', lang)}:** {result.reason.text(g, lang)}",
+            f.blocks[rec.id],
+            f.why + result.reason.text(g, lang),
             "" if actions or not drafts else tx("order.no-reference", lang),
             self.notes,
-            _footer(g, rec.id, lang, self.pain_threshold),
+            f.footers[rec.id],
         )
         self._add(
             topic=rec.id,

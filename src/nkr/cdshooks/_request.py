@@ -26,6 +26,8 @@ PREFETCH_TYPES: dict[str, str] = {
     "procedures": "Procedure",
     "serviceRequests": "ServiceRequest",
 }
+# What each prefetch key holds at its top: the Patient, or a Bundle of the resources.
+_PREFETCH_CONTAINER = {key: "Patient" if key == "patient" else "Bundle" for key in PREFETCH_TYPES}
 # A request extension that asks for a language, for EHRs that cannot set Accept-Language.
 LANG_EXTENSION = "nkr-lang"
 
@@ -98,13 +100,15 @@ def bundle_resources(bundle: object, where: str) -> list[Resource]:
     if entries is None:
         return []
     if type(entries) is list:
-        try:
-            # The common case, fast: every entry an object with a resource object.
-            resources = [e["resource"] for e in entries]
-            if all(type(r) is dict for r in resources):
-                return resources
-        except (TypeError, KeyError):
-            pass
+        # The common case, fast: every entry an object with a resource object.
+        resources: list[Resource] = []
+        for entry in entries:
+            resource = entry.get("resource") if type(entry) is dict else None
+            if type(resource) is not dict:
+                break
+            resources.append(resource)
+        else:
+            return resources
     return _bundle_resources_checked(entries, where)
 
 
@@ -135,19 +139,17 @@ def _prefetch(raw: object) -> dict[str, Resource | None]:
         return {}
     prefetch = _object(raw, "prefetch")
     out: dict[str, Resource | None] = {}
-    for key in PREFETCH_TYPES:
+    for key, expected in _PREFETCH_CONTAINER.items():
         if key not in prefetch:
             continue
         value = prefetch[key]
         if value is None:
             out[key] = None
             continue
-        where = f"prefetch.{key}"
-        item = _object(value, where)
-        expected = "Patient" if key == "patient" else "Bundle"
+        item = value if type(value) is dict else _object(value, f"prefetch.{key}")
         given = item.get("resourceType")
         if given != expected:
-            raise _fail(f"{where}.resourceType: expected '{expected}', got {_shown(given)}")
+            raise _fail(f"prefetch.{key}.resourceType: expected '{expected}', got {_shown(given)}")
         out[key] = item
     return out
 

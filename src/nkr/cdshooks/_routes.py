@@ -41,6 +41,9 @@ log = logging.getLogger("nkr.cdshooks")
 # The guideline is Danish; "today" is the date in Denmark.
 CLINIC_TZ = ZoneInfo("Europe/Copenhagen")
 JSON = "application/json"
+# How many distinct request origins (scheme, server, Host header, root path) keep their base
+# URL derived; an EHR calls from one or two, a client making up Host headers gets no more.
+BASE_URLS_KEPT = 64
 
 
 def today() -> dt.date:
@@ -49,6 +52,20 @@ def today() -> dt.date:
 
 def _json(data: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status_code, media_type=JSON)
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    """A request header, as ``request.headers.get`` gives it (without building them all)."""
+    headers: list[tuple[bytes, bytes]] = request.scope["headers"]
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _complete(prefetch: dict[str, Any]) -> bool:
+    """Whether the request carries every prefetch key (each may be null: "no data")."""
+    return prefetch.keys() >= PREFETCH_TEMPLATES.keys()
 
 
 def _unknown_service(service_id: str) -> Response:
@@ -109,6 +126,7 @@ class CdsHooks:
         self.referral_codings = _referral_codings(self.valuesets)
         # Whole path segments: "https://ehr.example" must not allow "https://ehr.example.evil".
         self.fhir_servers = tuple(p.rstrip("/") + "/" for p in settings.fhir_servers)
+        self._base_urls: dict[tuple[object, ...], str] = {}
         self.discovery = {
             lang: orjson.dumps(doc) for lang, doc in discovery(dict(PREFETCH_TEMPLATES)).items()
         }
@@ -124,7 +142,18 @@ class CdsHooks:
     def base_url(self, request: Request) -> str:
         if self.settings.public_base_url:
             return self.settings.public_base_url
-        return str(request.base_url).rstrip("/")
+        # Starlette derives the base URL from these parts of the scope alone, at a cost that
+        # shows on every call: it is derived once per origin.
+        scope = request.scope
+        host = next((value for name, value in scope["headers"] if name == b"host"), None)
+        root = scope.get("app_root_path", scope.get("root_path", ""))
+        key = (scope.get("scheme", "http"), scope.get("server"), host, root)
+        url = self._base_urls.get(key)
+        if url is None:
+            url = str(request.base_url).rstrip("/")
+            if len(self._base_urls) < BASE_URLS_KEPT:
+                self._base_urls[key] = url
+        return url
 
     async def authenticate(self, request: Request, path: str) -> None:
         if self.auth is not None:
@@ -136,15 +165,18 @@ class CdsHooks:
         service = SERVICES.get(service_id)
         if service is None:
             return _unknown_service(service_id)
-        try:
-            await self.authenticate(request, f"/cds-services/{service_id}")
-        except AuthError as exc:
-            return _unauthorized(exc)
+        if self.auth is not None:
+            try:
+                await self.authenticate(request, f"/cds-services/{service_id}")
+            except AuthError as exc:
+                return _unauthorized(exc)
         body = await request.body()
         try:
             hook_request = parse_hook_request(body, service.hook)
-            lang = hook_request.lang or accept_language(request.headers.get("accept-language"))
-            prefetch = await self._prefetch(hook_request)
+            lang = hook_request.lang or accept_language(_header(request, b"accept-language"))
+            prefetch = hook_request.prefetch
+            if not _complete(prefetch):
+                prefetch = await self._prefetch(hook_request)
             cards, issued = self._cards(hook_request, prefetch, lang, request)
         except PrefetchUnavailable as exc:
             return outcome_response(412, "incomplete", str(exc))
@@ -166,7 +198,7 @@ class CdsHooks:
         return _json({"cards": cards})
 
     async def _prefetch(self, req: HookRequest) -> dict[str, Any]:
-        if all(key in req.prefetch for key in PREFETCH_TEMPLATES):
+        if _complete(req.prefetch):
             return req.prefetch
         allowed = self.fhir_servers
         if req.fhir_server and allowed and not (req.fhir_server + "/").startswith(allowed):
@@ -243,6 +275,15 @@ class CdsHooks:
 
 # Documented as an enum; any other id gets a 404 with an OperationOutcome (not FastAPI's 422).
 ServiceId = Annotated[str, Path(json_schema_extra={"enum": list(SERVICES)})]
+# The same parameter, described for the service call's schema by hand: that endpoint reads it
+# from the path itself, which spares every call FastAPI's parameter validation (a string
+# needs none; an unknown id gets its 404 from the endpoint).
+SERVICE_ID_PARAMETER: dict[str, Any] = {
+    "name": "service_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "enum": list(SERVICES), "title": "Service Id"},
+}
 
 
 def create_router(settings: Settings) -> APIRouter:
@@ -272,11 +313,14 @@ def create_router(settings: Settings) -> APIRouter:
     @router.post(
         "/cds-services/{service_id}",
         summary="Call a CDS service",
-        openapi_extra=_openapi.request_body(_openapi.HOOK_REQUEST),
+        openapi_extra={
+            "parameters": [SERVICE_ID_PARAMETER],
+            **_openapi.request_body(_openapi.HOOK_REQUEST),
+        },
         responses=_openapi.responses(_openapi.CARDS_RESPONSE, 400, 401, 404, 412, 413),
     )
-    async def call(service_id: ServiceId, request: Request) -> Response:
-        return await hooks.call(service_id, request)
+    async def call(request: Request) -> Response:
+        return await hooks.call(request.path_params["service_id"], request)
 
     @router.post(
         "/cds-services/{service_id}/feedback",

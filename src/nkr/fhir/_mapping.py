@@ -47,9 +47,10 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from functools import cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -124,6 +125,13 @@ _DATETIME = re.compile(
     r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
     r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?"
 )
+# The forms EHRs send nearly always (a whole date, or a date-time to the second with an offset
+# the general parser accepts): these ``datetime.fromisoformat`` reads, in C, exactly as the
+# general parser would; for anything else it is not asked.
+_QUICK_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-](?:0\d|1[0-4]):[0-5]\d)?)?",
+    re.ASCII,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +164,12 @@ def _note_texts() -> dict[str, Localized]:
 
 def _note(key: str, **params: object) -> Localized:
     text = _note_texts()[key]
-    return Localized.model_construct(da=text.da.format(**params), en=text.en.format(**params))
+    return Localized(da=text.da.format_map(params), en=text.en.format_map(params))
 
 
 def _note_per_lang(key: str, **params: Localized) -> Localized:
     text = _note_texts()[key]
-    return Localized.model_construct(
+    return Localized(
         da=text.da.format(**{k: v.da for k, v in params.items()}),
         en=text.en.format(**{k: v.en for k, v in params.items()}),
     )
@@ -229,59 +237,157 @@ class _Res:
         value = self.data.get(field)
         if value is None:
             return frozenset()
-        self.codings(field, value)  # shape check
+        codings = value.get("coding") if type(value) is dict else _Full.READING
+        if codings is None:
+            return frozenset()
+        if type(codings) is list:  # the common shape, read in one pass
+            codes: list[str] = []
+            for coding in codings:
+                if type(coding) is not dict:
+                    break
+                coded_system, code = coding.get("system"), coding.get("code")
+                if (coded_system is not None and type(coded_system) is not str) or (
+                    code is not None and type(code) is not str
+                ):
+                    break
+                if code is not None and ("system" not in coding or coded_system == system):
+                    codes.append(code)
+            else:
+                return frozenset(codes)
+        self.codings(field, value)  # shape check, naming the problem
         return frozenset(
             c["code"]
             for c in value.get("coding") or ()
             if isinstance(c.get("code"), str) and c.get("system", system) == system
         )
 
-    def when(self, path: str, value: object) -> _When:
+    def when(self, path: str, value: object) -> dt.datetime:
         return _parse_datetime(value, self, path)
 
+    def day(self, path: str, value: object) -> dt.date:
+        """The first day of a FHIR date or dateTime, as written."""
+        if type(value) is str and len(value) == 10 and _QUICK_DATETIME.fullmatch(value):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                pass  # an impossible date: the general parser says so
+        return _parse_datetime(value, self, path).date()
 
-def _plainly_unrelated(raw: object, rtype: str, field: str, vs: ValueSets) -> bool:
-    """Whether ``raw`` is a well-formed ``rtype`` none of whose ``field`` codings is in any
-    value set: such a resource (most of a patient's Observations) is skipped without the full
-    reading, whose shape checks it would pass. Anything else takes the full reading."""
+
+# The quick reading. Nearly every resource in a request is well-formed, and most are plainly
+# unrelated to the guideline (a patient's blood pressures and weights): the quick reading
+# takes those straight from the JSON, and answers only where the full reading (``_Res``, its
+# shape checks and error messages) would certainly answer the same. Anything else - another
+# resource type, an odd shape, a value that would be an error - goes to the full reading.
+
+
+class _Full(Enum):
+    """The quick reading's answer when only the full reading can decide."""
+
+    READING = 0
+
+
+def _quick_codes(raw: object, rtype: str, field: str) -> list[tuple[str, str]] | None:
+    """The ``(system, code)`` pairs in ``field`` of a well-formed ``rtype`` resource; None
+    when only the full reading can tell (another type, or any shape ``_Res`` and
+    ``_Res.codings`` would not pass as they are)."""
     if type(raw) is not dict or raw.get("resourceType") != rtype:
-        return False
+        return None
     rid = raw.get("id")
     if rid is not None and type(rid) is not str:
-        return False
+        return None
     concept = raw.get(field)
     if concept is None:
-        return True
+        return []
     if type(concept) is not dict:
-        return False
+        return None
     codings = concept.get("coding")
     if codings is None:
-        return True
+        return []
     if type(codings) is not list:
-        return False
+        return None
+    pairs: list[tuple[str, str]] = []
     for coding in codings:
         if type(coding) is not dict:
-            return False
+            return None
         system, code = coding.get("system"), coding.get("code")
-        if type(system) is str and type(code) is str:
-            if vs.ids_of(system, code):
-                return False
-        elif (system is not None and type(system) is not str) or (
-            code is not None and type(code) is not str
-        ):
-            return False
-    return True
+        if type(system) is str:
+            if type(code) is str:
+                pairs.append((system, code))
+            elif code is not None:
+                return None
+        elif system is not None or (code is not None and type(code) is not str):
+            return None
+    return pairs
 
 
-@dataclass(frozen=True, slots=True)
-class _When:
-    """A FHIR date or dateTime: its first day as written, and an instant for ordering."""
-
-    day: dt.date
-    instant: dt.datetime
+_NO_IDS: Final[frozenset[str]] = frozenset()
 
 
-def _parse_datetime(value: object, res: _Res, path: str) -> _When:
+def _quick_ids(
+    raw: object, rtype: str, field: str, index: Mapping[tuple[str, str], frozenset[str]]
+) -> frozenset[str] | None:
+    """``_quick_codes``, answering with the ids of every value set holding one of the codes
+    (the common question, asked without building the list)."""
+    if type(raw) is not dict or raw.get("resourceType") != rtype:
+        return None
+    rid = raw.get("id")
+    if rid is not None and type(rid) is not str:
+        return None
+    concept = raw.get(field)
+    if concept is None:
+        return _NO_IDS
+    if type(concept) is not dict:
+        return None
+    codings = concept.get("coding")
+    if codings is None:
+        return _NO_IDS
+    if type(codings) is not list:
+        return None
+    matched = _NO_IDS
+    for coding in codings:
+        if type(coding) is not dict:
+            return None
+        system, code = coding.get("system"), coding.get("code")
+        if type(system) is str:
+            if type(code) is str:
+                ids = index.get((system, code))
+                if ids:
+                    matched = matched | ids if matched else ids
+            elif code is not None:
+                return None
+        elif system is not None or (code is not None and type(code) is not str):
+            return None
+    return matched
+
+
+def _quick_datetime(value: str) -> dt.datetime | None:
+    """A FHIR date or dateTime in one of the common forms, as the general parser reads it;
+    None for any other form, or a value the general parser must judge (an impossible date,
+    a leap second)."""
+    if _QUICK_DATETIME.fullmatch(value) is None:
+        return None
+    try:
+        instant = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if instant.tzinfo is None or instant.microsecond:
+        instant = instant.replace(microsecond=0, tzinfo=instant.tzinfo or dt.UTC)
+    return instant
+
+
+def _parse_datetime(value: object, res: _Res, path: str) -> dt.datetime:
+    """A FHIR date or dateTime as an instant for ordering: a partial date counts from its
+    first day, no offset means UTC, fractions of a second are dropped. Its ``date()`` is the
+    first day as written."""
+    if type(value) is str:
+        instant = _quick_datetime(value)
+        if instant is not None:
+            return instant
+    return _parse_datetime_general(value, res, path)
+
+
+def _parse_datetime_general(value: object, res: _Res, path: str) -> dt.datetime:
     if not isinstance(value, str):
         raise res.error(path, "expected a FHIR dateTime string")
     m = _DATETIME.fullmatch(value)
@@ -310,7 +416,7 @@ def _parse_datetime(value: object, res: _Res, path: str) -> _When:
         )
     except ValueError:
         raise res.error(path, "impossible date or time") from None
-    return _When(date, instant)
+    return instant
 
 
 def _coded(pairs: list[tuple[str, str]]) -> str:
@@ -322,7 +428,7 @@ def _age(born: dt.date, on: dt.date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Age:
     birth_date: dt.date | None
     age: int | None
@@ -360,7 +466,7 @@ def _patient_age(patient: object, on: dt.date, notes: list[Localized]) -> _Age |
     return _Age(None, lowest)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Diagnosis:
     onset: dt.date
     from_recorded: bool
@@ -380,7 +486,7 @@ def _diagnosis(res: _Res, pairs: list[tuple[str, str]]) -> _Diagnosis | None:
     data = res.data
     if "onsetDateTime" in data:
         return _Diagnosis(
-            res.when("onsetDateTime", data["onsetDateTime"]).day,
+            res.day("onsetDateTime", data["onsetDateTime"]),
             False,
             _coded(pairs),
             res,
@@ -391,19 +497,18 @@ def _diagnosis(res: _Res, pairs: list[tuple[str, str]]) -> _Diagnosis | None:
         if not isinstance(period, dict):
             raise res.error("onsetPeriod", "expected a Period (JSON object)")
         if period.get("start") is not None:
-            start = res.when("onsetPeriod.start", period["start"]).day
+            start = res.day("onsetPeriod.start", period["start"])
             return _Diagnosis(start, False, _coded(pairs), res, "onsetPeriod.start")
     if data.get("recordedDate") is not None:
-        recorded = res.when("recordedDate", data["recordedDate"]).day
+        recorded = res.day("recordedDate", data["recordedDate"])
         return _Diagnosis(recorded, True, _coded(pairs), res, "recordedDate")
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class _Pain:
+class _Pain(NamedTuple):
+    # Ordered as the scores are: the latest wins, and on a tie the higher score.
     instant: dt.datetime
     score: float
-    day: dt.date
 
 
 def _pain_score(res: _Res, vs: ValueSets) -> _Pain | None:
@@ -427,7 +532,7 @@ def _pain_score(res: _Res, vs: ValueSets) -> _Pain | None:
         raise res.error(path, "expected a number")
     if not 0 <= score <= 10:
         raise res.error(path, "expected a pain score from 0 to 10")
-    when: _When | None = None
+    when: dt.datetime | None = None
     for field in ("effectiveDateTime", "effectiveInstant"):
         if data.get(field) is not None:
             when = res.when(field, data[field])
@@ -443,22 +548,67 @@ def _pain_score(res: _Res, vs: ValueSets) -> _Pain | None:
         when = res.when("issued", data["issued"])
     if when is None:
         return None
-    return _Pain(when.instant, float(score), when.day)
+    return _Pain(when, float(score))
+
+
+def _quick_pain(data: Resource) -> _Pain | Literal[_Full.READING] | None:
+    """``_pain_score`` of a well-formed pain-intensity Observation (its codings checked
+    already), for the common shape: a status, a number and an ``effectiveDateTime``."""
+    status = data.get("status")
+    if type(status) is not str:
+        return None if status is None else _Full.READING
+    if status not in _OBSERVATION_DONE:
+        return None
+    if "valueQuantity" in data:
+        quantity = data["valueQuantity"]
+        if type(quantity) is not dict:
+            return _Full.READING
+        score = quantity.get("value")
+    else:
+        score = data.get("valueInteger")
+    if score is None:
+        return None
+    if (type(score) is not int and type(score) is not float) or not 0 <= score <= 10:
+        return _Full.READING
+    when = data.get("effectiveDateTime")
+    if type(when) is not str or data.get("effectiveInstant") is not None:
+        return _Full.READING
+    instant = _quick_datetime(when)
+    if instant is None:
+        return _Full.READING
+    return _Pain(instant, float(score))
+
+
+def _matched(
+    pairs: list[tuple[str, str]], index: Mapping[tuple[str, str], frozenset[str]]
+) -> frozenset[str]:
+    """The ids of every value set holding one of ``pairs``."""
+    matched: frozenset[str] = frozenset()
+    for pair in pairs:
+        ids = index.get(pair)
+        if ids:
+            matched = matched | ids if matched else ids
+    return matched
 
 
 def _draft_orders(draft_orders: list[Resource], vs: ValueSets) -> tuple[DraftOrder, ...]:
     found: list[DraftOrder] = []
     for i, raw in enumerate(draft_orders):
-        res = _Res(raw, f"draftOrders[{i}]")
-        field = _ORDER_CODE_FIELD.get(res.type)
-        if field is None:
-            continue
-        matched: set[str] = set()
-        for system, code in res.codings(field, res.data.get(field)):
-            matched |= vs.ids_of(system, code)
+        rtype = raw.get("resourceType") if type(raw) is dict else None
+        if type(rtype) is not str:
+            rtype = ""
+        field = _ORDER_CODE_FIELD.get(rtype)
+        pairs = None if field is None else _quick_codes(raw, rtype, field)
+        if pairs is None:
+            res = _Res(raw, f"draftOrders[{i}]")
+            field = _ORDER_CODE_FIELD.get(res.type)
+            if field is None:
+                continue
+            rtype, pairs = res.type, res.codings(field, res.data.get(field))
+        matched = _matched(pairs, vs.index)
         for vs_id, planned in PLANNED_BY_VALUESET.items():
             if vs_id in matched:
-                found.append(DraftOrder(planned, res.type, res.id, res.data))
+                found.append(DraftOrder(planned, rtype, raw.get("id"), raw))
     return tuple(found)
 
 
@@ -472,16 +622,29 @@ class _Conditions:
 
 def _read_conditions(conditions: list[Resource], vs: ValueSets) -> _Conditions:
     found = _Conditions([], False, {})
+    index = vs.index
     for i, raw in enumerate(conditions):
-        if _plainly_unrelated(raw, "Condition", "code", vs):
+        res: _Res | None = None
+        pairs = _quick_codes(raw, "Condition", "code")
+        if pairs is None:
+            res = _Res(raw, f"conditions[{i}]")
+            if res.type != "Condition":
+                continue
+            pairs = res.codings("code", res.data.get("code"))
+        radiculopathy: list[tuple[str, str]] = []
+        red: list[tuple[str, str]] = []
+        for pair in pairs:
+            ids = index.get(pair)
+            if ids:
+                if RADICULOPATHY in ids:
+                    radiculopathy.append(pair)
+                if RED_FLAGS in ids:
+                    red.append(pair)
+        if not (radiculopathy or red):
             continue
-        res = _Res(raw, f"conditions[{i}]")
-        if res.type != "Condition":
-            continue
-        pairs = res.codings("code", res.data.get("code"))
-        radiculopathy = [p for p in pairs if RADICULOPATHY in vs.ids_of(*p)]
-        red = [p for p in pairs if RED_FLAGS in vs.ids_of(*p)]
-        if not (radiculopathy or red) or not _is_current(res):
+        if res is None:
+            res = _Res(raw, f"conditions[{i}]")
+        if not _is_current(res):
             continue
         if radiculopathy:
             diagnosis = _diagnosis(res, radiculopathy)
@@ -498,16 +661,20 @@ def _read_conditions(conditions: list[Resource], vs: ValueSets) -> _Conditions:
 
 def _latest_pain(observations: list[Resource], vs: ValueSets) -> _Pain | None:
     latest: _Pain | None = None
+    index = vs.index
     for i, raw in enumerate(observations):
-        if _plainly_unrelated(raw, "Observation", "code", vs):
-            continue
-        res = _Res(raw, f"observations[{i}]")
-        if res.type != "Observation":
-            continue
-        pain = _pain_score(res, vs)
-        if pain is not None and (
-            latest is None or (pain.instant, pain.score) > (latest.instant, latest.score)
-        ):
+        pain: _Pain | Literal[_Full.READING] | None = _Full.READING
+        ids = _quick_ids(raw, "Observation", "code", index)
+        if ids is not None:
+            if PAIN_INTENSITY not in ids:
+                continue  # not a pain score
+            pain = _quick_pain(raw)
+        if pain is _Full.READING:
+            res = _Res(raw, f"observations[{i}]")
+            if res.type != "Observation":
+                continue
+            pain = _pain_score(res, vs)
+        if pain is not None and (latest is None or pain > latest):
             latest = pain
     return latest
 
@@ -518,7 +685,7 @@ def _pain_note(latest: _Pain | None, threshold: int) -> Localized:
     return _note(
         "pain-severe" if latest.score >= threshold else "pain-not-severe",
         score=f"{latest.score:g}",
-        date=latest.day.isoformat(),
+        date=latest.instant.date().isoformat(),
         threshold=threshold,
     )
 
@@ -548,25 +715,30 @@ def _treatment_and_surgeon(
 ) -> tuple[set[Treatment], SurgeonAssessment]:
     treatments: set[Treatment] = set()
     surgeon: SurgeonAssessment = "none"
+    index = vs.index
     for key, rtype, resources in (
         ("procedures", "Procedure", procedures),
         ("serviceRequests", "ServiceRequest", service_requests),
     ):
         done, referred = _DONE_AND_REFERRED[rtype]
         for i, raw in enumerate(resources):
-            if _plainly_unrelated(raw, rtype, "code", vs):
-                continue
-            res = _Res(raw, f"{key}[{i}]")
-            if res.type != rtype:
-                continue
-            matched: set[str] = set()
-            for system, code in res.codings("code", res.data.get("code")):
-                matched |= vs.ids_of(system, code)
+            res: _Res | None = None
+            matched = _quick_ids(raw, rtype, "code", index)
+            if matched is None:
+                res = _Res(raw, f"{key}[{i}]")
+                if res.type != rtype:
+                    continue
+                matched = _matched(res.codings("code", res.data.get("code")), index)
             if not matched:
                 continue
-            status = res.string("status")
+            status = raw.get("status")
+            if status is not None and type(status) is not str:
+                status = (res or _Res(raw, f"{key}[{i}]")).string("status")
             if status in done:
-                treatments.update(t for v, t in TREATMENT_BY_VALUESET.items() if v in matched)
+                for vs_id in matched:
+                    treatment = TREATMENT_BY_VALUESET.get(vs_id)
+                    if treatment is not None:
+                        treatments.add(treatment)
             if SPINE_SURGEON in matched:
                 if rtype == "Procedure" and status == "completed":
                     surgeon = "done"

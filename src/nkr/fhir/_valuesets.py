@@ -137,6 +137,12 @@ class ValueSets:
         """The value set ``vs_id``; ``KeyError`` when there is none."""
         return self.by_id[vs_id]
 
+    @property
+    def index(self) -> Mapping[tuple[str, str], frozenset[str]]:
+        """``(system, code)`` to the ids of every value set holding it: for loops over many
+        codings, where a lookup per coding must cost no more than a dict access."""
+        return self._index
+
     def ids_of(self, system: str, code: str) -> frozenset[str]:
         """The ids of every value set holding ``(system, code)``."""
         return self._index.get((system, code), frozenset())

@@ -27,9 +27,10 @@ from nkr.guidelines.lumbar_radiculopathy.case import Case, Planned
 ACUTE_RED_FLAGS = frozenset({"cauda_equina", "progressive_paresis"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Context:
-    """What every rule may look at: the case, the date and the scope decision."""
+    """What every rule may look at: the case, the date and the scope decision. Rules only
+    read it (not frozen only because it is built on every call, and frozen costs there)."""
 
     case: Case
     on: dt.date
@@ -41,6 +42,8 @@ class Context:
     not_in_scope: Outcome
     in_scope_reason: Reason
     spine_surgeon_due: dt.date
+    # What a recommendation without a rule of its own says: it applies (in scope) or not.
+    applies: Outcome
 
 
 Rule = Callable[[Context], Outcome]
@@ -58,9 +61,7 @@ def rule(rec_id: str) -> Callable[[Rule], Rule]:
 
 
 def _applies(ctx: Context) -> Outcome:
-    if not ctx.in_scope:
-        return ctx.not_in_scope
-    return Outcome(RecStatus.APPLIES, ctx.in_scope_reason)
+    return ctx.applies
 
 
 def _caution_if_planned(ctx: Context, intervention: Planned) -> Outcome:
@@ -198,6 +199,10 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
     scope_reasons, beyond_only = _scope_reasons(case, guideline, age, days)
     in_scope = not scope_reasons
     week = max(1, -(-days // 7))
+    not_in_scope = Outcome(
+        RecStatus.NOT_APPLICABLE, Reason("out-of-scope", (("reasons", scope_reasons),))
+    )
+    in_scope_reason = Reason("in-scope", (("week", week),))
     ctx = Context(
         case=case,
         on=on,
@@ -205,17 +210,15 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
         week=week,
         in_scope=in_scope,
         beyond_12_weeks_only=beyond_only,
-        not_in_scope=Outcome(
-            RecStatus.NOT_APPLICABLE, Reason("out-of-scope", (("reasons", scope_reasons),))
-        ),
-        in_scope_reason=Reason("in-scope", (("week", week),)),
+        not_in_scope=not_in_scope,
+        in_scope_reason=in_scope_reason,
         spine_surgeon_due=case.symptom_onset + dt.timedelta(days=guideline.scope.max_symptom_days),
+        applies=Outcome(RecStatus.APPLIES, in_scope_reason) if in_scope else not_in_scope,
     )
-    results = tuple(
-        RecommendationResult(rec, outcome.status, outcome.reason)
-        for rec in guideline.recommendations
-        for outcome in (RULES[rec.id](ctx),)
-    )
+    results: list[RecommendationResult] = []
+    for rec in guideline.recommendations:
+        outcome = RULES[rec.id](ctx)
+        results.append(RecommendationResult(rec, outcome.status, outcome.reason))
     return Assessment(
         guideline=guideline,
         date=on,
@@ -226,6 +229,6 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
         scope_reasons=scope_reasons,
         safety=_safety(case),
         spine_surgeon_due=ctx.spine_surgeon_due,
-        results=results,
-        assumptions=tuple(a.id for a in guideline.assumptions),
+        results=tuple(results),
+        assumptions=tuple([a.id for a in guideline.assumptions]),
     )

@@ -1,0 +1,76 @@
+"""The service's hot-path shortcuts give what the plain ways gave: card UUIDs, the batched
+issued-card records, the base URL of a request."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+from starlette.requests import Request
+
+from nkr._settings import Settings
+from nkr.cdshooks._cards import _uuid4
+from nkr.cdshooks._feedback import ROWS_PER_INSERT, FeedbackStore
+from nkr.cdshooks._routes import BASE_URLS_KEPT, CdsHooks
+
+
+def test_card_uuids_are_random_version_4_uuids() -> None:
+    made = [_uuid4() for _ in range(2000)]
+    assert len(set(made)) == len(made)
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+    # Every hex digit position that is random takes more than one value.
+    for position, char in enumerate(made[0]):
+        if char != "-" and position not in (14, 19):
+            assert len({text[position] for text in made}) > 1
+
+
+def test_issued_cards_are_all_recorded_whatever_the_batch_size(tmp_path: Path) -> None:
+    store = FeedbackStore.in_dir(tmp_path)
+    count = 2 * ROWS_PER_INSERT + 51  # full statements and a partial one
+    cards = [(str(uuid.uuid4()), "overview") for _ in range(count)]
+    for i in range(0, count, 2):
+        store.issued("svc", cards[i : i + 2])
+    store.issued("svc", cards[:3])  # issued again: kept once
+    store.close()
+    with sqlite3.connect(tmp_path / "feedback.sqlite3") as conn:
+        rows = conn.execute("SELECT uuid, service, topic, issued_at FROM issued_card").fetchall()
+    assert sorted(r[0] for r in rows) == sorted(c for c, _ in cards)
+    assert {(r[1], r[2]) for r in rows} == {("svc", "overview")}
+    assert all(r[3].endswith("+00:00") and len(r[3]) == 25 for r in rows)
+
+
+def _request(host: bytes, scheme: str = "http", root_path: str = "") -> Request:
+    return Request(
+        {
+            "type": "http",
+            "method": "POST",
+            "scheme": scheme,
+            "path": "/cds-services/x",
+            "root_path": root_path,
+            "query_string": b"",
+            "headers": [(b"host", host), (b"content-type", b"application/json")],
+            "server": ("127.0.0.1", 8000),
+        }
+    )
+
+
+def test_the_base_url_follows_each_requests_origin(tmp_path: Path) -> None:
+    hooks = CdsHooks(Settings(data_dir=tmp_path))
+    requests = [
+        _request(b"ehr.example:8080"),
+        _request(b"ehr.example:8080", scheme="https"),
+        _request(b"other.example"),
+        _request(b"ehr.example:8080", root_path="/nkr"),
+        *(_request(f"h{i}.example".encode()) for i in range(BASE_URLS_KEPT + 5)),
+    ]
+    for _ in range(2):  # derived, then remembered
+        for request in requests:
+            assert hooks.base_url(request) == str(request.base_url).rstrip("/")
+    assert hooks.base_url(requests[0]) == "http://ehr.example:8080"
+    assert hooks.base_url(requests[3]) == "http://ehr.example:8080/nkr"
+    hooks.store.close()
