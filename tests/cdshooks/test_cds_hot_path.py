@@ -4,29 +4,36 @@ issued-card records, the base URL of a request."""
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 
 from starlette.requests import Request
 
 from nkr._settings import Settings
-from nkr.cdshooks._cards import _uuid4
+from nkr.cdshooks._cards import _uuid7
 from nkr.cdshooks._feedback import ROWS_PER_INSERT, FeedbackStore
 from nkr.cdshooks._routes import BASE_URLS_KEPT, CdsHooks
 
 
-def test_card_uuids_are_random_version_4_uuids() -> None:
-    made = [_uuid4() for _ in range(2000)]
+def test_card_uuids_are_time_ordered_version_7_uuids() -> None:
+    before = time.time_ns() // 1_000_000
+    made = [_uuid7() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(made)) == len(made)
     for text in made:
         parsed = uuid.UUID(text)
         assert str(parsed) == text
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
-    # Every hex digit position that is random takes more than one value.
-    for position, char in enumerate(made[0]):
-        if char != "-" and position not in (14, 19):
-            assert len({text[position] for text in made}) > 1
+        assert before <= parsed.int >> 80 <= after
+    # Ordered by time (to the millisecond) ...
+    stamps = [uuid.UUID(text).int >> 80 for text in made]
+    assert stamps == sorted(stamps)
+    # ... and random after the timestamp: every random hex digit takes more than one value.
+    for position in range(15, 36):
+        if made[0][position] != "-" and position != 19:
+            assert len({text[position] for text in made}) > 1, position
 
 
 def test_issued_cards_are_all_recorded_whatever_the_batch_size(tmp_path: Path) -> None:
