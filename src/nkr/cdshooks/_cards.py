@@ -68,9 +68,7 @@ def _uuid7() -> str:
     its end: random UUIDs land all over it, and recording a card gets dearer as it grows."""
     stamp = f"{time.time_ns() // 1_000_000:012x}"
     r = os.urandom(10).hex()
-    return (
-        f"{stamp[:8]}-{stamp[8:]}-7{r[:3]}-{_VARIANT_DIGIT[int(r[3], 16)]}{r[4:7]}-{r[7:19]}"
-    )
+    return f"{stamp[:8]}-{stamp[8:]}-7{r[:3]}-{_VARIANT_DIGIT[int(r[3], 16)]}{r[4:7]}-{r[7:19]}"
 
 
 def _fit(summary: str) -> str:

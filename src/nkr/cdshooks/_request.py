@@ -15,6 +15,7 @@ import orjson
 
 from nkr._errors import InputError
 from nkr._guideline import Lang
+from nkr.fhir._fetch import bundle_entries
 
 Resource = dict[str, Any]
 
@@ -96,36 +97,7 @@ def bundle_resources(bundle: object, where: str) -> list[Resource]:
     b = _object(bundle, where)
     if b.get("resourceType") != "Bundle":
         raise _fail(f"{where}.resourceType: expected 'Bundle', got {_shown(b.get('resourceType'))}")
-    entries = b.get("entry")
-    if entries is None:
-        return []
-    if type(entries) is list:
-        # The common case, fast: every entry an object with a resource object.
-        resources: list[Resource] = []
-        for entry in entries:
-            resource = entry.get("resource") if type(entry) is dict else None
-            if type(resource) is not dict:
-                break
-            resources.append(resource)
-        else:
-            return resources
-    return _bundle_resources_checked(entries, where)
-
-
-def _bundle_resources_checked(entries: object, where: str) -> list[Resource]:
-    if not isinstance(entries, list):
-        raise _fail(f"{where}.entry: expected an array, got {_type_name(entries)}")
-    resources: list[Resource] = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise _fail(f"{where}.entry[{index}]: expected an object, got {_type_name(entry)}")
-        resource = entry.get("resource")
-        if resource is None:
-            continue
-        if not isinstance(resource, dict):
-            raise _fail(f"{where}.entry[{index}].resource: expected a FHIR resource (an object)")
-        resources.append(resource)
-    return resources
+    return bundle_entries(b.get("entry"), where)
 
 
 def _shown(value: object) -> str:

@@ -88,9 +88,22 @@ def resources_from_prefetch(key: str, value: object) -> list[Resource]:
         raise InputError(f"{where}: expected a FHIR resource or Bundle (JSON object)")
     if value.get("resourceType") != "Bundle":
         return [value]
-    entries = value.get("entry")
+    return bundle_entries(value.get("entry"), where)
+
+
+def bundle_entries(entries: object, where: str) -> list[Resource]:
+    """The resources of a Bundle's ``entry`` list (entries without one are skipped). Raises
+    :class:`~nkr.InputError` naming ``<where>.entry…`` when the shape is wrong."""
     if entries is None:
         return []
+    if type(entries) is list:
+        try:
+            # The common case, fast: every entry an object with a resource object.
+            resources = [e["resource"] for e in entries]
+            if all(type(r) is dict for r in resources):
+                return resources
+        except (TypeError, KeyError):
+            pass
     if not isinstance(entries, list):
         raise InputError(f"{where}.entry: expected a list")
     out: list[Resource] = []

@@ -44,7 +44,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -52,10 +51,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from nkr._errors import InputError, describe_validation_error
 from nkr._guideline import Localized
+from nkr._i18n import load_messages
 from nkr.fhir._valuesets import ValueSets, shipped_valuesets
 from nkr.guidelines.lumbar_radiculopathy import guideline
 from nkr.guidelines.lumbar_radiculopathy.case import (
@@ -158,8 +158,7 @@ class FhirCase:
 
 @cache
 def _note_texts() -> dict[str, Localized]:
-    raw = tomllib.loads(_NOTES_FILE.read_text(encoding="utf-8"))
-    return TypeAdapter(dict[str, Localized]).validate_python(raw)
+    return load_messages(_NOTES_FILE)
 
 
 def _note(key: str, **params: object) -> Localized:
