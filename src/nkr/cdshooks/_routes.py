@@ -26,11 +26,15 @@ from nkr.cdshooks._request import (
     HookRequest,
     RequestError,
     accept_language,
-    bundle_resources,
     parse_hook_request,
 )
 from nkr.cdshooks._services import SERVICES, discovery
-from nkr.fhir._fetch import PREFETCH_TEMPLATES, PrefetchUnavailable, fetch_missing_prefetch
+from nkr.fhir._fetch import (
+    PREFETCH_TEMPLATES,
+    PrefetchUnavailable,
+    fetch_missing_prefetch,
+    resources_from_prefetch,
+)
 from nkr.fhir._mapping import case_from_fhir
 from nkr.fhir._outcome import outcome_response
 from nkr.fhir._valuesets import ValueSets, load_valuesets
@@ -216,10 +220,7 @@ class CdsHooks:
         self, req: HookRequest, prefetch: dict[str, Any], lang: Lang, request: Request
     ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
         def resources(key: str) -> list[dict[str, Any]]:
-            value = prefetch.get(key)
-            if value is None:
-                return []
-            return bundle_resources(value, f"prefetch.{key}")
+            return resources_from_prefetch(key, prefetch.get(key))
 
         on = today()
         fhir_case = case_from_fhir(
