@@ -51,7 +51,15 @@ def test_issued_cards_are_all_recorded_whatever_the_batch_size(tmp_path: Path) -
     assert all(r[3].endswith("+00:00") and len(r[3]) == 25 for r in rows)
 
 
-def _request(host: bytes, scheme: str = "http", root_path: str = "") -> Request:
+def _request(
+    host: bytes | None,
+    scheme: str = "http",
+    root_path: str = "",
+    server: object = ("127.0.0.1", 8000),
+) -> Request:
+    headers = [(b"content-type", b"application/json")]
+    if host is not None:
+        headers.append((b"host", host))
     return Request(
         {
             "type": "http",
@@ -60,8 +68,8 @@ def _request(host: bytes, scheme: str = "http", root_path: str = "") -> Request:
             "path": "/cds-services/x",
             "root_path": root_path,
             "query_string": b"",
-            "headers": [(b"host", host), (b"content-type", b"application/json")],
-            "server": ("127.0.0.1", 8000),
+            "headers": headers,
+            "server": server,
         }
     )
 
@@ -80,4 +88,17 @@ def test_the_base_url_follows_each_requests_origin(tmp_path: Path) -> None:
             assert hooks.base_url(request) == str(request.base_url).rstrip("/")
     assert hooks.base_url(requests[0]) == "http://ehr.example:8080"
     assert hooks.base_url(requests[3]) == "http://ehr.example:8080/nkr"
+    hooks.store.close()
+
+
+def test_the_base_url_takes_a_server_address_given_as_a_list(tmp_path: Path) -> None:
+    # ASGI allows any iterable for "server"; Starlette's TestClient gives a list.
+    hooks = CdsHooks(Settings(data_dir=tmp_path))
+    for _ in range(2):
+        assert hooks.base_url(_request(None, server=["10.0.0.5", 8080])) == "http://10.0.0.5:8080"
+        assert hooks.base_url(_request(b"ehr.example", server=["10.0.0.5", 80])) == (
+            "http://ehr.example"
+        )
+        bare = _request(None, server=None)
+        assert hooks.base_url(bare) == str(bare.base_url).rstrip("/")
     hooks.store.close()

@@ -151,7 +151,9 @@ class CdsHooks:
         scope = request.scope
         host = next((value for name, value in scope["headers"] if name == b"host"), None)
         root = scope.get("app_root_path", scope.get("root_path", ""))
-        key = (scope.get("scheme", "http"), scope.get("server"), host, root)
+        # ASGI lets a server give its address as any iterable (TestClient gives a list).
+        server = scope.get("server")
+        key = (scope.get("scheme", "http"), None if server is None else tuple(server), host, root)
         url = self._base_urls.get(key)
         if url is None:
             url = str(request.base_url).rstrip("/")
