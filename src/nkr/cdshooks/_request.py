@@ -8,6 +8,7 @@ it reads. Every error names the field and what was expected.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +52,9 @@ class HookRequest:
     context: dict[str, Any]
     # Resources of context.draftOrders; for order-select only the selected ones.
     draft_orders: list[Resource]
-    # The prefetch keys the request carries: a resource or Bundle, or None ("no data").
-    prefetch: dict[str, Resource | None]
+    # The prefetch keys the request carries: a resource or Bundle, or None ("no data"); as
+    # JSON, or as the quick reading's structs (``nkr.fhir._typed``).
+    prefetch: Mapping[str, object]
     fhir_server: str | None
     fhir_authorization: dict[str, Any] | None
     lang: Lang | None
@@ -200,6 +202,14 @@ def parse_hook_request(body: bytes, hook: str) -> HookRequest:
     except orjson.JSONDecodeError as exc:
         raise _fail(f"the request body is not valid JSON: {exc}") from None
     request = _object(data, "request body")
+    return check_hook_request(request, hook, _prefetch(request.get("prefetch")))
+
+
+def check_hook_request(
+    request: dict[str, Any], hook: str, prefetch: Mapping[str, object]
+) -> HookRequest:
+    """Check a service request's fields other than the prefetch (read already, as JSON or as
+    the quick reading's structs); raises :class:`RequestError`."""
     given = _string(request, "hook", "")
     if given != hook:
         raise _fail(f"hook: {_shown(given)} is not the hook of this service (expected '{hook}')")
@@ -225,7 +235,7 @@ def parse_hook_request(body: bytes, hook: str) -> HookRequest:
         encounter_id=encounter_id,
         context=context,
         draft_orders=_draft_orders(context, hook),
-        prefetch=_prefetch(request.get("prefetch")),
+        prefetch=prefetch,
         fhir_server=fhir_server,
         fhir_authorization=fhir_authorization,
         lang=_lang(request.get("extension")),

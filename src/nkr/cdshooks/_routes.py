@@ -7,8 +7,8 @@ import contextlib
 import datetime as dt
 import gc
 import logging
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any, cast
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -26,6 +26,7 @@ from nkr.cdshooks._request import (
     HookRequest,
     RequestError,
     accept_language,
+    check_hook_request,
     parse_hook_request,
 )
 from nkr.cdshooks._services import SERVICES, discovery
@@ -35,8 +36,9 @@ from nkr.fhir._fetch import (
     fetch_missing_prefetch,
     resources_from_prefetch,
 )
-from nkr.fhir._mapping import case_from_fhir
+from nkr.fhir._mapping import FhirCase, NeedsFullReading, case_from_fhir
 from nkr.fhir._outcome import outcome_response
+from nkr.fhir._typed import Prefetch, case_from_typed, decode_request
 from nkr.fhir._valuesets import ValueSets, load_valuesets
 from nkr.guidelines.lumbar_radiculopathy import evaluate, guideline
 
@@ -67,7 +69,7 @@ def _header(request: Request, name: bytes) -> str | None:
     return None
 
 
-def _complete(prefetch: dict[str, Any]) -> bool:
+def _complete(prefetch: Mapping[str, object]) -> bool:
     """Whether the request carries every prefetch key (each may be null: "no data")."""
     return prefetch.keys() >= PREFETCH_TEMPLATES.keys()
 
@@ -177,13 +179,14 @@ class CdsHooks:
             except AuthError as exc:
                 return _unauthorized(exc)
         body = await request.body()
+        on = today()
         try:
-            hook_request = parse_hook_request(body, service.hook)
+            read = self._read_quick(body, service.hook, on)
+            if read is None:
+                read = await self._read_full(body, service.hook, on)
+            hook_request, fhir_case = read
             lang = hook_request.lang or accept_language(_header(request, b"accept-language"))
-            prefetch = hook_request.prefetch
-            if not _complete(prefetch):
-                prefetch = await self._prefetch(hook_request)
-            cards, issued = self._cards(hook_request, prefetch, lang, request)
+            cards, issued = self._cards(hook_request, fhir_case, on, lang, request)
         except PrefetchUnavailable as exc:
             return outcome_response(412, "incomplete", str(exc))
         except InputError as exc:
@@ -203,9 +206,51 @@ class CdsHooks:
         self.store.issued(service.id, issued)
         return _json({"cards": cards})
 
-    async def _prefetch(self, req: HookRequest) -> dict[str, Any]:
-        if _complete(req.prefetch):
-            return req.prefetch
+    def _read_quick(
+        self, body: bytes, hook: str, on: dt.date
+    ) -> tuple[HookRequest, FhirCase] | None:
+        """The request and its case by the quick reading (``nkr.fhir._typed``), or None when
+        only the full reading can answer: it then reads the request again, and answers or
+        names the problem."""
+        typed = decode_request(body)
+        if typed is None or not isinstance(typed.prefetch, Prefetch):
+            return None
+        try:
+            hook_request = check_hook_request(typed.envelope(), hook, typed.prefetch.by_key())
+            return hook_request, case_from_typed(
+                typed.prefetch,
+                draft_orders=hook_request.draft_orders,
+                on=on,
+                pain_threshold=self.settings.pain_threshold,
+                valuesets=self.valuesets,
+            )
+        except (InputError, NeedsFullReading):
+            return None
+
+    async def _read_full(self, body: bytes, hook: str, on: dt.date) -> tuple[HookRequest, FhirCase]:
+        """The request and its case by the full reading, fetching missing prefetch keys."""
+        hook_request = parse_hook_request(body, hook)
+        prefetch = hook_request.prefetch
+        if not _complete(prefetch):
+            prefetch = await self._prefetch(hook_request)
+
+        def resources(key: str) -> list[dict[str, Any]]:
+            return resources_from_prefetch(key, prefetch.get(key))
+
+        fhir_case = case_from_fhir(
+            patient=cast("dict[str, Any] | None", prefetch.get("patient")),
+            conditions=resources("conditions"),
+            observations=resources("observations"),
+            procedures=resources("procedures"),
+            service_requests=resources("serviceRequests"),
+            draft_orders=hook_request.draft_orders,
+            on=on,
+            pain_threshold=self.settings.pain_threshold,
+            valuesets=self.valuesets,
+        )
+        return hook_request, fhir_case
+
+    async def _prefetch(self, req: HookRequest) -> Mapping[str, Any]:
         allowed = self.fhir_servers
         if req.fhir_server and allowed and not (req.fhir_server + "/").startswith(allowed):
             missing = next(key for key in PREFETCH_TEMPLATES if key not in req.prefetch)
@@ -219,23 +264,8 @@ class CdsHooks:
         )
 
     def _cards(
-        self, req: HookRequest, prefetch: dict[str, Any], lang: Lang, request: Request
+        self, req: HookRequest, fhir_case: FhirCase, on: dt.date, lang: Lang, request: Request
     ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-        def resources(key: str) -> list[dict[str, Any]]:
-            return resources_from_prefetch(key, prefetch.get(key))
-
-        on = today()
-        fhir_case = case_from_fhir(
-            patient=prefetch.get("patient"),
-            conditions=resources("conditions"),
-            observations=resources("observations"),
-            procedures=resources("procedures"),
-            service_requests=resources("serviceRequests"),
-            draft_orders=req.draft_orders,
-            on=on,
-            pain_threshold=self.settings.pain_threshold,
-            valuesets=self.valuesets,
-        )
         if fhir_case.case is None:
             return [], []
         assessment = evaluate(fhir_case.case, self.guideline, on)

@@ -44,17 +44,16 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import Enum
 from functools import cache
 from pathlib import Path
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from pydantic import ValidationError
 
 from nkr._errors import InputError, describe_validation_error
-from nkr._guideline import Localized
+from nkr._guideline import Lang, Localized
 from nkr._i18n import load_messages
 from nkr.fhir._valuesets import ValueSets, shipped_valuesets
 from nkr.guidelines.lumbar_radiculopathy import guideline
@@ -97,11 +96,11 @@ TREATMENT_BY_VALUESET: Final[Mapping[str, Treatment]] = {
     "glucocorticoid-injection": "other",
 }
 
-_CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-_VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+CLINICAL_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+VERIFICATION_SYSTEM = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _ACTIVE = frozenset({"active", "recurrence", "relapse"})
 _NOT_TRUE = frozenset({"refuted", "entered-in-error"})
-_OBSERVATION_DONE = frozenset({"final", "amended", "corrected"})
+OBSERVATION_DONE = frozenset({"final", "amended", "corrected"})
 _PROCEDURE_DONE = frozenset({"completed", "in-progress"})
 _REFERRAL_ACTIVE = frozenset({"active", "completed"})
 # Where each draft-order type keeps the code of what is ordered.
@@ -152,7 +151,7 @@ class FhirCase:
     # What the card should tell the clinician about how the data was read, in both languages
     # (e.g. "onset taken from recordedDate"; "severe pain from NRS 8 on 2026-11-20, threshold 7,
     # an assumption").
-    notes: tuple[Localized, ...]
+    notes: tuple[Note, ...]
     draft_orders: tuple[DraftOrder, ...]
 
 
@@ -161,17 +160,46 @@ def _note_texts() -> dict[str, Localized]:
     return load_messages(_NOTES_FILE)
 
 
-def _note(key: str, **params: object) -> Localized:
-    text = _note_texts()[key]
-    return Localized(da=text.da.format_map(params), en=text.en.format_map(params))
+class Note:
+    """A note on how the data was read, formatted in a language when asked for (a card
+    needs one language; the texts are in ``fhir_notes.toml``)."""
+
+    __slots__ = ("key", "params")
+
+    def __init__(self, key: str, params: dict[str, object]) -> None:
+        self.key = key
+        # Values are the same in every language, or a Localized text.
+        self.params = params
+
+    def __call__(self, lang: Lang) -> str:
+        values = {
+            name: value(lang) if isinstance(value, Localized) else value
+            for name, value in self.params.items()
+        }
+        return _note_texts()[self.key](lang).format_map(values)
+
+    @property
+    def da(self) -> str:
+        return self("da")
+
+    @property
+    def en(self) -> str:
+        return self("en")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Note):
+            return NotImplemented
+        return (self.key, self.params) == (other.key, other.params)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"Note({self.key!r}, {self.params!r})"
 
 
-def _note_per_lang(key: str, **params: Localized) -> Localized:
-    text = _note_texts()[key]
-    return Localized(
-        da=text.da.format(**{k: v.da for k, v in params.items()}),
-        en=text.en.format(**{k: v.en for k, v in params.items()}),
-    )
+def _note(key: str, **params: object) -> Note:
+    return Note(key, params)
 
 
 class _Res:
@@ -236,10 +264,10 @@ class _Res:
         value = self.data.get(field)
         if value is None:
             return frozenset()
-        codings = value.get("coding") if type(value) is dict else _Full.READING
+        codings = value.get("coding") if type(value) is dict else value
         if codings is None:
             return frozenset()
-        if type(codings) is list:  # the common shape, read in one pass
+        if type(codings) is list and type(value) is dict:  # the common shape, read in one pass
             codes: list[str] = []
             for coding in codings:
                 if type(coding) is not dict:
@@ -265,102 +293,33 @@ class _Res:
 
     def day(self, path: str, value: object) -> dt.date:
         """The first day of a FHIR date or dateTime, as written."""
-        if type(value) is str and len(value) == 10 and _QUICK_DATETIME.fullmatch(value):
-            try:
-                return dt.date.fromisoformat(value)
-            except ValueError:
-                pass  # an impossible date: the general parser says so
+        if type(value) is str:
+            day = quick_day(value)
+            if day is not None:
+                return day
         return _parse_datetime(value, self, path).date()
 
 
-# The quick reading. Nearly every resource in a request is well-formed, and most are plainly
-# unrelated to the guideline (a patient's blood pressures and weights): the quick reading
-# takes those straight from the JSON, and answers only where the full reading (``_Res``, its
-# shape checks and error messages) would certainly answer the same. Anything else - another
-# resource type, an odd shape, a value that would be an error - goes to the full reading.
+class NeedsFullReading(Exception):
+    """The quick reading (``nkr.fhir._typed``) met something only the full reading of the
+    JSON can judge: read the request again in full, which answers or names the error."""
 
 
-class _Full(Enum):
-    """The quick reading's answer when only the full reading can decide."""
-
-    READING = 0
-
-
-def _quick_codes(raw: object, rtype: str, field: str) -> list[tuple[str, str]] | None:
-    """The ``(system, code)`` pairs in ``field`` of a well-formed ``rtype`` resource; None
-    when only the full reading can tell (another type, or any shape ``_Res`` and
-    ``_Res.codings`` would not pass as they are)."""
-    if type(raw) is not dict or raw.get("resourceType") != rtype:
-        return None
-    rid = raw.get("id")
-    if rid is not None and type(rid) is not str:
-        return None
-    concept = raw.get(field)
-    if concept is None:
-        return []
-    if type(concept) is not dict:
-        return None
-    codings = concept.get("coding")
-    if codings is None:
-        return []
-    if type(codings) is not list:
-        return None
-    pairs: list[tuple[str, str]] = []
-    for coding in codings:
-        if type(coding) is not dict:
+def quick_day(value: str) -> dt.date | None:
+    """The first day of a FHIR date or dateTime in one of the common forms, as written; None
+    for anything the general parser must judge."""
+    if len(value) == 10:
+        if _QUICK_DATETIME.fullmatch(value) is None:
             return None
-        system, code = coding.get("system"), coding.get("code")
-        if type(system) is str:
-            if type(code) is str:
-                pairs.append((system, code))
-            elif code is not None:
-                return None
-        elif system is not None or (code is not None and type(code) is not str):
-            return None
-    return pairs
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None  # an impossible date: the general parser says so
+    instant = quick_datetime(value)
+    return None if instant is None else instant.date()
 
 
-_NO_IDS: Final[frozenset[str]] = frozenset()
-
-
-def _quick_ids(
-    raw: object, rtype: str, field: str, index: Mapping[tuple[str, str], frozenset[str]]
-) -> frozenset[str] | None:
-    """``_quick_codes``, answering with the ids of every value set holding one of the codes
-    (the common question, asked without building the list)."""
-    if type(raw) is not dict or raw.get("resourceType") != rtype:
-        return None
-    rid = raw.get("id")
-    if rid is not None and type(rid) is not str:
-        return None
-    concept = raw.get(field)
-    if concept is None:
-        return _NO_IDS
-    if type(concept) is not dict:
-        return None
-    codings = concept.get("coding")
-    if codings is None:
-        return _NO_IDS
-    if type(codings) is not list:
-        return None
-    matched = _NO_IDS
-    for coding in codings:
-        if type(coding) is not dict:
-            return None
-        system, code = coding.get("system"), coding.get("code")
-        if type(system) is str:
-            if type(code) is str:
-                ids = index.get((system, code))
-                if ids:
-                    matched = matched | ids if matched else ids
-            elif code is not None:
-                return None
-        elif system is not None or (code is not None and type(code) is not str):
-            return None
-    return matched
-
-
-def _quick_datetime(value: str) -> dt.datetime | None:
+def quick_datetime(value: str) -> dt.datetime | None:
     """A FHIR date or dateTime in one of the common forms, as the general parser reads it;
     None for any other form, or a value the general parser must judge (an impossible date,
     a leap second)."""
@@ -380,7 +339,7 @@ def _parse_datetime(value: object, res: _Res, path: str) -> dt.datetime:
     first day, no offset means UTC, fractions of a second are dropped. Its ``date()`` is the
     first day as written."""
     if type(value) is str:
-        instant = _quick_datetime(value)
+        instant = quick_datetime(value)
         if instant is not None:
             return instant
     return _parse_datetime_general(value, res, path)
@@ -418,7 +377,7 @@ def _parse_datetime_general(value: object, res: _Res, path: str) -> dt.datetime:
     return instant
 
 
-def _coded(pairs: list[tuple[str, str]]) -> str:
+def coded_label(pairs: list[tuple[str, str]]) -> str:
     system, code = pairs[0]
     return f"{_SYSTEM_LABELS.get(system, system)} {code}"
 
@@ -428,66 +387,88 @@ def _age(born: dt.date, on: dt.date) -> int:
 
 
 @dataclass(slots=True)
-class _Age:
+class Age:
     birth_date: dt.date | None
     age: int | None
 
 
-def _patient_age(patient: object, on: dt.date, notes: list[Localized]) -> _Age | None:
+def _patient_age(patient: object, on: dt.date, notes: list[Note]) -> Age | None:
     if patient is None:
         notes.append(_note("no-birth-date"))
         return None
     res = _Res(patient, "patient")
     if res.type != "Patient":
         raise InputError(f"patient.resourceType: expected 'Patient', got {res.type!r}")
-    given = res.string("birthDate")
+    return age_from_birth_date(res.string("birthDate"), on, notes, res)
+
+
+def _error(res: _Res | None, path: str, problem: str) -> Exception:
+    """The error naming the resource and field; without the resource (the quick reading), the
+    signal to read the request in full, which names it."""
+    return NeedsFullReading() if res is None else res.error(path, problem)
+
+
+def age_from_birth_date(
+    given: str | None, on: dt.date, notes: list[Note], res: _Res | None
+) -> Age | None:
+    """The patient's age from ``Patient.birthDate`` (see the module's notes)."""
     if given is None:
         notes.append(_note("no-birth-date"))
         return None
     m = _DATE.fullmatch(given)
     if m is None:
-        raise res.error("birthDate", "not a FHIR date (expected YYYY, YYYY-MM or YYYY-MM-DD)")
+        raise _error(res, "birthDate", "not a FHIR date (expected YYYY, YYYY-MM or YYYY-MM-DD)")
     year, month, day = int(m[1]), int(m[2] or 1), int(m[3] or 1)
     try:
         earliest = dt.date(year, month, day)
     except ValueError:
-        raise res.error("birthDate", "impossible date") from None
+        raise _error(res, "birthDate", "impossible date") from None
     if earliest > on:
-        raise res.error("birthDate", "after the assessment date")
+        raise _error(res, "birthDate", "after the assessment date")
     if _age(earliest, on) > _MAX_AGE:
-        raise res.error("birthDate", f"more than {_MAX_AGE} years before the assessment date")
+        raise _error(res, "birthDate", f"more than {_MAX_AGE} years before the assessment date")
     if m[3] is not None:
-        return _Age(earliest, None)
+        return Age(earliest, None)
     last_month = 12 if m[2] is None else month
     latest = dt.date(year, last_month, calendar.monthrange(year, last_month)[1])
     lowest = _age(min(latest, on), on)
     notes.append(_note("birth-date-partial", given=given, age=lowest))
-    return _Age(None, lowest)
+    return Age(None, lowest)
 
 
 @dataclass(slots=True)
-class _Diagnosis:
+class Diagnosis:
+    """A lumbar radiculopathy diagnosis and its onset."""
+
     onset: dt.date
     from_recorded: bool
     coded: str
-    res: _Res
+    # The resource for error messages (None on the quick reading) and the onset's field.
+    res: _Res | None
     path: str
 
 
-def _is_current(res: _Res) -> bool:
-    clinical = res.status_codes("clinicalStatus", _CLINICAL_SYSTEM)
+def current_status(clinical: frozenset[str], verification: frozenset[str]) -> bool:
+    """Whether a Condition with these status codes counts (see the module's notes)."""
     if clinical and clinical.isdisjoint(_ACTIVE):
         return False
-    return res.status_codes("verificationStatus", _VERIFICATION_SYSTEM).isdisjoint(_NOT_TRUE)
+    return verification.isdisjoint(_NOT_TRUE)
 
 
-def _diagnosis(res: _Res, pairs: list[tuple[str, str]]) -> _Diagnosis | None:
+def _is_current(res: _Res) -> bool:
+    return current_status(
+        res.status_codes("clinicalStatus", CLINICAL_SYSTEM),
+        res.status_codes("verificationStatus", VERIFICATION_SYSTEM),
+    )
+
+
+def _diagnosis(res: _Res, pairs: list[tuple[str, str]]) -> Diagnosis | None:
     data = res.data
     if "onsetDateTime" in data:
-        return _Diagnosis(
+        return Diagnosis(
             res.day("onsetDateTime", data["onsetDateTime"]),
             False,
-            _coded(pairs),
+            coded_label(pairs),
             res,
             "onsetDateTime",
         )
@@ -497,24 +478,24 @@ def _diagnosis(res: _Res, pairs: list[tuple[str, str]]) -> _Diagnosis | None:
             raise res.error("onsetPeriod", "expected a Period (JSON object)")
         if period.get("start") is not None:
             start = res.day("onsetPeriod.start", period["start"])
-            return _Diagnosis(start, False, _coded(pairs), res, "onsetPeriod.start")
+            return Diagnosis(start, False, coded_label(pairs), res, "onsetPeriod.start")
     if data.get("recordedDate") is not None:
         recorded = res.day("recordedDate", data["recordedDate"])
-        return _Diagnosis(recorded, True, _coded(pairs), res, "recordedDate")
+        return Diagnosis(recorded, True, coded_label(pairs), res, "recordedDate")
     return None
 
 
-class _Pain(NamedTuple):
+class Pain(NamedTuple):
     # Ordered as the scores are: the latest wins, and on a tie the higher score.
     instant: dt.datetime
     score: float
 
 
-def _pain_score(res: _Res, vs: ValueSets) -> _Pain | None:
+def _pain_score(res: _Res, vs: ValueSets) -> Pain | None:
     data = res.data
-    if not any(PAIN_INTENSITY in vs.ids_of(s, c) for s, c in res.codings("code", data.get("code"))):
+    if not is_pain_score(res.codings("code", data.get("code")), vs):
         return None
-    if res.string("status") not in _OBSERVATION_DONE:
+    if res.string("status") not in OBSERVATION_DONE:
         return None
     score: object = None
     path = ""
@@ -547,38 +528,10 @@ def _pain_score(res: _Res, vs: ValueSets) -> _Pain | None:
         when = res.when("issued", data["issued"])
     if when is None:
         return None
-    return _Pain(when, float(score))
+    return Pain(when, float(score))
 
 
-def _quick_pain(data: Resource) -> _Pain | Literal[_Full.READING] | None:
-    """``_pain_score`` of a well-formed pain-intensity Observation (its codings checked
-    already), for the common shape: a status, a number and an ``effectiveDateTime``."""
-    status = data.get("status")
-    if type(status) is not str:
-        return None if status is None else _Full.READING
-    if status not in _OBSERVATION_DONE:
-        return None
-    if "valueQuantity" in data:
-        quantity = data["valueQuantity"]
-        if type(quantity) is not dict:
-            return _Full.READING
-        score = quantity.get("value")
-    else:
-        score = data.get("valueInteger")
-    if score is None:
-        return None
-    if (type(score) is not int and type(score) is not float) or not 0 <= score <= 10:
-        return _Full.READING
-    when = data.get("effectiveDateTime")
-    if type(when) is not str or data.get("effectiveInstant") is not None:
-        return _Full.READING
-    instant = _quick_datetime(when)
-    if instant is None:
-        return _Full.READING
-    return _Pain(instant, float(score))
-
-
-def _matched(
+def matched_ids(
     pairs: list[tuple[str, str]], index: Mapping[tuple[str, str], frozenset[str]]
 ) -> frozenset[str]:
     """The ids of every value set holding one of ``pairs``."""
@@ -590,60 +543,60 @@ def _matched(
     return matched
 
 
-def _draft_orders(draft_orders: list[Resource], vs: ValueSets) -> tuple[DraftOrder, ...]:
+def read_draft_orders(draft_orders: list[Resource], vs: ValueSets) -> tuple[DraftOrder, ...]:
     found: list[DraftOrder] = []
     for i, raw in enumerate(draft_orders):
-        rtype = raw.get("resourceType") if type(raw) is dict else None
-        if type(rtype) is not str:
-            rtype = ""
-        field = _ORDER_CODE_FIELD.get(rtype)
-        pairs = None if field is None else _quick_codes(raw, rtype, field)
-        if pairs is None:
-            res = _Res(raw, f"draftOrders[{i}]")
-            field = _ORDER_CODE_FIELD.get(res.type)
-            if field is None:
-                continue
-            rtype, pairs = res.type, res.codings(field, res.data.get(field))
-        matched = _matched(pairs, vs.index)
+        res = _Res(raw, f"draftOrders[{i}]")
+        field = _ORDER_CODE_FIELD.get(res.type)
+        if field is None:
+            continue
+        matched = matched_ids(res.codings(field, res.data.get(field)), vs.index)
         for vs_id, planned in PLANNED_BY_VALUESET.items():
             if vs_id in matched:
-                found.append(DraftOrder(planned, rtype, raw.get("id"), raw))
+                found.append(DraftOrder(planned, res.type, res.id, raw))
     return tuple(found)
 
 
 @dataclass(slots=True)
-class _Conditions:
-    diagnoses: list[_Diagnosis]
+class Conditions:
+    """What the Conditions say: the radiculopathy diagnoses, whether one had no date, and
+    each red flag with the first diagnosis code that raised it."""
+
+    diagnoses: list[Diagnosis]
     undated: bool
-    # Each red flag, with the first diagnosis code that raised it.
     flags: dict[RedFlag, str]
 
+    def add_red_flags(self, red: list[tuple[str, str]], vs: ValueSets) -> None:
+        for system, code in red:
+            flag = vs.red_flag(system, code)
+            if flag is not None and flag not in self.flags:
+                self.flags[flag] = coded_label([(system, code)])
 
-def _read_conditions(conditions: list[Resource], vs: ValueSets) -> _Conditions:
-    found = _Conditions([], False, {})
-    index = vs.index
+
+def classify(
+    pairs: list[tuple[str, str]], index: Mapping[tuple[str, str], frozenset[str]]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """A Condition's codes in the radiculopathy value set, and those in the red-flag one."""
+    radiculopathy: list[tuple[str, str]] = []
+    red: list[tuple[str, str]] = []
+    for pair in pairs:
+        ids = index.get(pair)
+        if ids:
+            if RADICULOPATHY in ids:
+                radiculopathy.append(pair)
+            if RED_FLAGS in ids:
+                red.append(pair)
+    return radiculopathy, red
+
+
+def _read_conditions(conditions: list[Resource], vs: ValueSets) -> Conditions:
+    found = Conditions([], False, {})
     for i, raw in enumerate(conditions):
-        res: _Res | None = None
-        pairs = _quick_codes(raw, "Condition", "code")
-        if pairs is None:
-            res = _Res(raw, f"conditions[{i}]")
-            if res.type != "Condition":
-                continue
-            pairs = res.codings("code", res.data.get("code"))
-        radiculopathy: list[tuple[str, str]] = []
-        red: list[tuple[str, str]] = []
-        for pair in pairs:
-            ids = index.get(pair)
-            if ids:
-                if RADICULOPATHY in ids:
-                    radiculopathy.append(pair)
-                if RED_FLAGS in ids:
-                    red.append(pair)
-        if not (radiculopathy or red):
+        res = _Res(raw, f"conditions[{i}]")
+        if res.type != "Condition":
             continue
-        if res is None:
-            res = _Res(raw, f"conditions[{i}]")
-        if not _is_current(res):
+        radiculopathy, red = classify(res.codings("code", res.data.get("code")), vs.index)
+        if not (radiculopathy or red) or not _is_current(res):
             continue
         if radiculopathy:
             diagnosis = _diagnosis(res, radiculopathy)
@@ -651,34 +604,27 @@ def _read_conditions(conditions: list[Resource], vs: ValueSets) -> _Conditions:
                 found.undated = True
             else:
                 found.diagnoses.append(diagnosis)
-        for system, code in red:
-            flag = vs.red_flag(system, code)
-            if flag is not None and flag not in found.flags:
-                found.flags[flag] = _coded([(system, code)])
+        found.add_red_flags(red, vs)
     return found
 
 
-def _latest_pain(observations: list[Resource], vs: ValueSets) -> _Pain | None:
-    latest: _Pain | None = None
-    index = vs.index
+def is_pain_score(pairs: list[tuple[str, str]], vs: ValueSets) -> bool:
+    return any(PAIN_INTENSITY in vs.ids_of(s, c) for s, c in pairs)
+
+
+def _latest_pain(observations: list[Resource], vs: ValueSets) -> Pain | None:
+    latest: Pain | None = None
     for i, raw in enumerate(observations):
-        pain: _Pain | Literal[_Full.READING] | None = _Full.READING
-        ids = _quick_ids(raw, "Observation", "code", index)
-        if ids is not None:
-            if PAIN_INTENSITY not in ids:
-                continue  # not a pain score
-            pain = _quick_pain(raw)
-        if pain is _Full.READING:
-            res = _Res(raw, f"observations[{i}]")
-            if res.type != "Observation":
-                continue
-            pain = _pain_score(res, vs)
+        res = _Res(raw, f"observations[{i}]")
+        if res.type != "Observation":
+            continue
+        pain = _pain_score(res, vs)
         if pain is not None and (latest is None or pain > latest):
             latest = pain
     return latest
 
 
-def _pain_note(latest: _Pain | None, threshold: int) -> Localized:
+def _pain_note(latest: Pain | None, threshold: int) -> Note:
     if latest is None:
         return _note("pain-no-score")
     return _note(
@@ -689,15 +635,14 @@ def _pain_note(latest: _Pain | None, threshold: int) -> Localized:
     )
 
 
-def _red_flag_notes(flags: Mapping[RedFlag, str]) -> list[Localized]:
+def _red_flag_notes(flags: Mapping[RedFlag, str]) -> list[Note]:
     labels = guideline()
-    notes: list[Localized] = []
+    notes: list[Note] = []
     for flag, coded in flags.items():
         label = Localized.model_construct(
             da=labels.label("red_flags", flag, "da"), en=labels.label("red_flags", flag, "en")
         )
-        code_text = Localized.model_construct(da=coded, en=coded)
-        notes.append(_note_per_lang("red-flag-from-diagnosis", diagnosis=code_text, flag=label))
+        notes.append(_note("red-flag-from-diagnosis", diagnosis=coded, flag=label))
     return notes
 
 
@@ -709,41 +654,45 @@ _DONE_AND_REFERRED: Final = {
 }
 
 
+@dataclass(slots=True)
+class Treatments:
+    """The non-surgical treatment tried and where the spine-surgeon assessment stands, from
+    Procedures and ServiceRequests (see the module's notes)."""
+
+    tried: set[Treatment]
+    surgeon: SurgeonAssessment
+
+    def add(self, rtype: str, status: str | None, matched: frozenset[str]) -> None:
+        """One Procedure or ServiceRequest with this status, whose code is in ``matched``."""
+        done, referred = _DONE_AND_REFERRED[rtype]
+        if status in done:
+            for vs_id in matched:
+                treatment = TREATMENT_BY_VALUESET.get(vs_id)
+                if treatment is not None:
+                    self.tried.add(treatment)
+        if SPINE_SURGEON in matched:
+            if rtype == "Procedure" and status == "completed":
+                self.surgeon = "done"
+            elif self.surgeon == "none" and status in referred:
+                self.surgeon = "referred"
+
+
 def _treatment_and_surgeon(
     procedures: list[Resource], service_requests: list[Resource], vs: ValueSets
-) -> tuple[set[Treatment], SurgeonAssessment]:
-    treatments: set[Treatment] = set()
-    surgeon: SurgeonAssessment = "none"
-    index = vs.index
+) -> Treatments:
+    found = Treatments(set(), "none")
     for key, rtype, resources in (
         ("procedures", "Procedure", procedures),
         ("serviceRequests", "ServiceRequest", service_requests),
     ):
-        done, referred = _DONE_AND_REFERRED[rtype]
         for i, raw in enumerate(resources):
-            res: _Res | None = None
-            matched = _quick_ids(raw, rtype, "code", index)
-            if matched is None:
-                res = _Res(raw, f"{key}[{i}]")
-                if res.type != rtype:
-                    continue
-                matched = _matched(res.codings("code", res.data.get("code")), index)
-            if not matched:
+            res = _Res(raw, f"{key}[{i}]")
+            if res.type != rtype:
                 continue
-            status = raw.get("status")
-            if status is not None and type(status) is not str:
-                status = (res or _Res(raw, f"{key}[{i}]")).string("status")
-            if status in done:
-                for vs_id in matched:
-                    treatment = TREATMENT_BY_VALUESET.get(vs_id)
-                    if treatment is not None:
-                        treatments.add(treatment)
-            if SPINE_SURGEON in matched:
-                if rtype == "Procedure" and status == "completed":
-                    surgeon = "done"
-                elif surgeon == "none" and status in referred:
-                    surgeon = "referred"
-    return treatments, surgeon
+            matched = matched_ids(res.codings("code", res.data.get("code")), vs.index)
+            if matched:
+                found.add(rtype, res.string("status"), matched)
+    return found
 
 
 def case_from_fhir(
@@ -768,45 +717,66 @@ def case_from_fhir(
     resources are read only when there is a case.
     """
     vs = valuesets or shipped_valuesets()
-    orders = _draft_orders(draft_orders, vs)
-    found = _read_conditions(conditions, vs)
-    if not found.diagnoses:
-        return FhirCase(None, (_note("no-onset-date"),) if found.undated else (), orders)
+    return assemble(
+        orders=read_draft_orders(draft_orders, vs),
+        conditions=_read_conditions(conditions, vs),
+        age=lambda notes: _patient_age(patient, on, notes),
+        latest_pain=lambda: _latest_pain(observations, vs),
+        treatments=lambda: _treatment_and_surgeon(procedures, service_requests, vs),
+        on=on,
+        pain_threshold=pain_threshold,
+    )
 
-    notes: list[Localized] = []
-    age = _patient_age(patient, on, notes)
-    if age is None:
+
+def assemble(
+    *,
+    orders: tuple[DraftOrder, ...],
+    conditions: Conditions,
+    age: Callable[[list[Note]], Age | None],
+    latest_pain: Callable[[], Pain | None],
+    treatments: Callable[[], Treatments],
+    on: dt.date,
+    pain_threshold: int,
+) -> FhirCase:
+    """The case from what a reading found: the draft orders and Conditions, then (only when
+    there is a diagnosis) the patient's age, the latest pain score and the treatment."""
+    if not conditions.diagnoses:
+        return FhirCase(None, (_note("no-onset-date"),) if conditions.undated else (), orders)
+
+    notes: list[Note] = []
+    known_age = age(notes)
+    if known_age is None:
         return FhirCase(None, tuple(notes), orders)
 
-    first = min(found.diagnoses, key=lambda d: d.onset)
+    first = min(conditions.diagnoses, key=lambda d: d.onset)
     if first.onset > on:
-        raise first.res.error(first.path, "after the assessment date")
-    if age.birth_date is not None and first.onset < age.birth_date:
-        raise first.res.error(first.path, "before the patient's birthDate")
+        raise _error(first.res, first.path, "after the assessment date")
+    if known_age.birth_date is not None and first.onset < known_age.birth_date:
+        raise _error(first.res, first.path, "before the patient's birthDate")
     if first.from_recorded:
         notes.append(
             _note("onset-from-recorded-date", diagnosis=first.coded, date=first.onset.isoformat())
         )
-    if len(found.diagnoses) > 1:
-        count = len(found.diagnoses)
+    if len(conditions.diagnoses) > 1:
+        count = len(conditions.diagnoses)
         notes.append(_note("earliest-onset", count=count, date=first.onset.isoformat()))
     notes.append(_note("sign-from-diagnosis", diagnosis=first.coded))
-    notes.extend(_red_flag_notes(found.flags))
+    notes.extend(_red_flag_notes(conditions.flags))
 
-    latest = _latest_pain(observations, vs)
+    latest = latest_pain()
     notes.append(_pain_note(latest, pain_threshold))
-    treatments, surgeon = _treatment_and_surgeon(procedures, service_requests, vs)
+    found = treatments()
 
     try:
         case = Case(
-            birth_date=age.birth_date,
-            age=age.age,
+            birth_date=known_age.birth_date,
+            age=known_age.age,
             symptom_onset=first.onset,
             signs=frozenset({"radicular_leg_pain"}),
-            red_flags=frozenset(found.flags),
+            red_flags=frozenset(conditions.flags),
             severe_disabling_pain=latest is not None and latest.score >= pain_threshold,
-            non_surgical_treatment=frozenset(treatments),
-            spine_surgeon_assessment=surgeon,
+            non_surgical_treatment=frozenset(found.tried),
+            spine_surgeon_assessment=found.surgeon,
             planned=frozenset(o.intervention for o in orders),
         )
     except ValidationError as exc:  # pragma: no cover - the checks above come first
