@@ -18,6 +18,8 @@ def test_benchmark_prints_latency_and_throughput() -> None:
             str(ROOT / "benchmarks" / "bench_cdshooks.py"),
             "--seconds",
             "0.3",
+            "--rounds",
+            "2",
             "--rate",
             "100",
         ],
@@ -26,7 +28,10 @@ def test_benchmark_prints_latency_and_throughput() -> None:
         timeout=120,
         check=True,
     )
-    line = r"^  (.+?)\s*: +([\d,]+) req/s +p50 +[\d.]+ ms +p99 +[\d.]+ ms +errors 0$"
+    line = (
+        r"^  (.+?)\s*: +([\d,]+) req/s +p50 +[\d.]+ ms +p99 +[\d.]+ ms +errors 0"
+        r"  \(rounds: [\d,]+, [\d,]+\)$"
+    )
     saturation = re.findall(line, result.stdout, re.MULTILINE)
     assert [name for name, _ in saturation] == [
         "patient-view",
@@ -34,5 +39,6 @@ def test_benchmark_prints_latency_and_throughput() -> None:
         "order-sign",
         "bare parse (order-sign body)",
     ]
-    assert "throughput" in result.stdout
+    # The share of the bare endpoint's throughput: the median of the two rounds' shares.
+    assert re.search(r"throughput \d+% of bare, median of the rounds \(\d+%, \d+%\)", result.stdout)
     assert "p99 at moderate load" in result.stdout

@@ -164,19 +164,22 @@ class Note:
     """A note on how the data was read, formatted in a language when asked for (a card
     needs one language; the texts are in ``fhir_notes.toml``)."""
 
-    __slots__ = ("key", "params")
+    __slots__ = ("key", "params", "per_lang")
 
-    def __init__(self, key: str, params: dict[str, object]) -> None:
+    def __init__(self, key: str, params: dict[str, object], *, per_lang: bool = False) -> None:
         self.key = key
-        # Values are the same in every language, or a Localized text.
+        # Values are the same in every language, or (with per_lang) some are Localized texts.
         self.params = params
+        self.per_lang = per_lang
 
     def __call__(self, lang: Lang) -> str:
-        values = {
-            name: value(lang) if isinstance(value, Localized) else value
-            for name, value in self.params.items()
-        }
-        return _note_texts()[self.key](lang).format_map(values)
+        params = self.params
+        if self.per_lang:
+            params = {
+                name: value(lang) if isinstance(value, Localized) else value
+                for name, value in params.items()
+            }
+        return _note_texts()[self.key](lang).format_map(params)
 
     @property
     def da(self) -> str:
@@ -642,7 +645,8 @@ def _red_flag_notes(flags: Mapping[RedFlag, str]) -> list[Note]:
         label = Localized.model_construct(
             da=labels.label("red_flags", flag, "da"), en=labels.label("red_flags", flag, "en")
         )
-        notes.append(_note("red-flag-from-diagnosis", diagnosis=coded, flag=label))
+        params = {"diagnosis": coded, "flag": label}
+        notes.append(Note("red-flag-from-diagnosis", params, per_lang=True))
     return notes
 
 

@@ -41,7 +41,6 @@ from nkr.fhir._mapping import (
     classify,
     coded_label,
     current_status,
-    matched_ids,
     quick_datetime,
     quick_day,
     read_draft_orders,
@@ -180,6 +179,7 @@ class Request(Struct, gc=False):
 
 
 _DECODER: Final = msgspec.json.Decoder(Request)
+_NO_IDS: Final[frozenset[str]] = frozenset()
 
 
 def decode_request(body: bytes) -> Request | None:
@@ -316,10 +316,15 @@ def _treatments(prefetch: Prefetch, vs: ValueSets) -> Treatments:
         ("ServiceRequest", ServiceRequest, prefetch.serviceRequests),
     ):
         for resource in _entries(bundle):
-            if type(resource) is kind:
-                matched = matched_ids(_pairs(resource.code), index)
-                if matched:
-                    found.add(rtype, resource.status, matched)
+            if type(resource) is not kind or resource.code is None or not resource.code.coding:
+                continue
+            matched = _NO_IDS
+            for coding in resource.code.coding:
+                ids = index.get((coding.system, coding.code))  # type: ignore[arg-type]
+                if ids:
+                    matched = matched | ids if matched else ids
+            if matched:
+                found.add(rtype, resource.status, matched)
     return found
 
 
