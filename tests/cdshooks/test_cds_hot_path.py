@@ -11,7 +11,7 @@ from pathlib import Path
 from starlette.requests import Request
 
 from nkr._settings import Settings
-from nkr.cdshooks._cards import _uuid7
+from nkr.cdshooks._cards import Uuids, _uuid7
 from nkr.cdshooks._feedback import ROWS_PER_INSERT, FeedbackStore
 from nkr.cdshooks._routes import BASE_URLS_KEPT, CdsHooks
 
@@ -34,6 +34,20 @@ def test_card_uuids_are_time_ordered_version_7_uuids() -> None:
     for position in range(15, 36):
         if made[0][position] != "-" and position != 19:
             assert len({text[position] for text in made}) > 1, position
+
+
+def test_the_uuids_of_one_call_share_its_time_and_differ_in_their_random_bits() -> None:
+    before = time.time_ns() // 1_000_000
+    uuids = Uuids()
+    made = [uuids.next() for _ in range(50)]  # the random pool is drawn again many times
+    after = time.time_ns() // 1_000_000
+    assert len(set(made)) == len(made)
+    parsed = [uuid.UUID(text) for text in made]
+    assert [str(p) for p in parsed] == made
+    assert {p.version for p in parsed} == {7}
+    assert {p.variant for p in parsed} == {uuid.RFC_4122}
+    assert len({p.int >> 80 for p in parsed}) == 1
+    assert before <= parsed[0].int >> 80 <= after
 
 
 def test_issued_cards_are_all_recorded_whatever_the_batch_size(tmp_path: Path) -> None:

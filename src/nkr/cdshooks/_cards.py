@@ -61,14 +61,31 @@ def _md_escape(text: str) -> str:
 _VARIANT_DIGIT = "89ab" * 4
 
 
-def _uuid7() -> str:
-    """A version 7 UUID (RFC 9562): 48 bits of Unix time in milliseconds, then 74 random bits.
+class Uuids:
+    """Version 7 UUIDs (RFC 9562) for the cards of one call: 48 bits of Unix time in
+    milliseconds, then 74 random bits. The time is read once, and random bytes are drawn for
+    a few UUIDs at a time (one system call rather than one per UUID).
 
     Card UUIDs are time-ordered so that the feedback store's index of issued cards grows at
     its end: random UUIDs land all over it, and recording a card gets dearer as it grows."""
-    stamp = f"{time.time_ns() // 1_000_000:012x}"
-    r = os.urandom(10).hex()
-    return f"{stamp[:8]}-{stamp[8:]}-7{r[:3]}-{_VARIANT_DIGIT[int(r[3], 16)]}{r[4:7]}-{r[7:19]}"
+
+    __slots__ = ("head", "pool")
+
+    def __init__(self) -> None:
+        stamp = f"{time.time_ns() // 1_000_000:012x}"
+        self.head = f"{stamp[:8]}-{stamp[8:]}-7"
+        self.pool = ""
+
+    def next(self) -> str:
+        if len(self.pool) < 19:
+            self.pool = os.urandom(40).hex()  # 80 hex digits: four UUIDs' worth
+        r, self.pool = self.pool[:19], self.pool[19:]
+        return f"{self.head}{r[:3]}-{_VARIANT_DIGIT[int(r[3], 16)]}{r[4:7]}-{r[7:19]}"
+
+
+def _uuid7() -> str:
+    """One version 7 UUID."""
+    return Uuids().next()
 
 
 def _fit(summary: str) -> str:
@@ -261,6 +278,7 @@ class CardRenderer:
         self.cards: list[Card] = []
         self.issued: list[tuple[str, str]] = []
         self._notes_text: str | None = None
+        self.uuids = Uuids()
 
     @property
     def notes(self) -> str:
@@ -293,7 +311,7 @@ class CardRenderer:
         link_to: str | None,
         suggestions: list[dict[str, Any]] | None = None,
     ) -> None:
-        card_id = _uuid7()
+        card_id = self.uuids.next()
         card: Card = {
             "uuid": card_id,
             "summary": _fit(summary),
@@ -376,7 +394,7 @@ class CardRenderer:
             resource["encounter"] = {"reference": encounter}
         suggestion = {
             "label": f.text["surgeon.suggestion"],
-            "uuid": _uuid7(),
+            "uuid": self.uuids.next(),
             "isRecommended": True,
             "actions": [
                 {"type": "create", "description": f.text["surgeon.action"], "resource": resource}
@@ -444,7 +462,7 @@ class CardRenderer:
             [
                 {
                     "label": tx("order.suggestion", lang, intervention=label),
-                    "uuid": _uuid7(),
+                    "uuid": self.uuids.next(),
                     "isRecommended": True,
                     "actions": actions,
                 }

@@ -216,10 +216,11 @@ def _status_codes(concept: Concept | None, system: str) -> frozenset[str]:
     )
 
 
-def _entries(bundle: Bundle | UnsetType | None) -> list[Any]:
+def _entries(bundle: Bundle | UnsetType | None) -> list[Entry]:
+    """A Bundle's entries (each one's ``resource`` may be None: then it is skipped)."""
     if not isinstance(bundle, Bundle) or not bundle.entry:
         return []
-    return [e.resource for e in bundle.entry if e.resource is not None]
+    return bundle.entry
 
 
 def _day(value: str | None) -> dt.date:
@@ -247,7 +248,8 @@ def _diagnosis(condition: Condition, pairs: list[tuple[str, str]]) -> Diagnosis 
 def _conditions(prefetch: Prefetch, vs: ValueSets) -> Conditions:
     found = Conditions([], False, {})
     index = vs.index
-    for condition in _entries(prefetch.conditions):
+    for entry in _entries(prefetch.conditions):
+        condition = entry.resource
         if type(condition) is not Condition:
             continue
         radiculopathy, red = classify(_pairs(condition.code), index)
@@ -272,7 +274,8 @@ def _latest_pain(prefetch: Prefetch, vs: ValueSets) -> Pain | None:
     left to it)."""
     latest: Pain | None = None
     index = vs.index
-    for observation in _entries(prefetch.observations):
+    for entry in _entries(prefetch.observations):
+        observation = entry.resource
         if type(observation) is not Observation:
             continue
         code = observation.code
@@ -302,9 +305,14 @@ def _latest_pain(prefetch: Prefetch, vs: ValueSets) -> Pain | None:
         instant = None if when is None else quick_datetime(when)
         if instant is None:
             raise NeedsFullReading
-        pain = Pain(instant, float(score))
-        if latest is None or pain > latest:
-            latest = pain
+        # Ordered as Pain orders: the latest wins, and on a tie the higher score.
+        value = float(score)
+        if (
+            latest is None
+            or instant > latest.instant
+            or (instant == latest.instant and value > latest.score)
+        ):
+            latest = Pain(instant, value)
     return latest
 
 
@@ -315,7 +323,8 @@ def _treatments(prefetch: Prefetch, vs: ValueSets) -> Treatments:
         ("Procedure", Procedure, prefetch.procedures),
         ("ServiceRequest", ServiceRequest, prefetch.serviceRequests),
     ):
-        for resource in _entries(bundle):
+        for entry in _entries(bundle):
+            resource = entry.resource
             if type(resource) is not kind or resource.code is None or not resource.code.coding:
                 continue
             matched = _NO_IDS
