@@ -2,7 +2,11 @@
 
 Pure: no I/O and no clock; the same resources, date and value sets always give the same case.
 Parsing is light (plain dicts, checked only where the mapping reads them) because this runs on
-every CDS Hooks request; full FHIR validation would cost more than the whole request may.
+every CDS Hooks request; full FHIR validation would cost more than the whole request may. This
+module is the full reading: the reference, and the one that names every error. The CDS Hooks
+service first tries the quick reading (:mod:`nkr.fhir._typed`: the request decoded straight
+into typed structs), which shares this module's rules (``assemble``, ``classify``,
+``current_status``, ``Treatments``, ``age_from_birth_date``) and leaves anything odd to it.
 
 How the data is read, and why (each choice that a clinician should know about becomes a note):
 
