@@ -167,15 +167,18 @@ class Request(Struct, gc=False):
 
     def envelope(self) -> dict[str, Any]:
         """The request's fields other than the prefetch, as the full reading's JSON has them."""
-        fields = {
-            "hook": self.hook,
-            "hookInstance": self.hookInstance,
-            "context": self.context,
-            "fhirServer": self.fhirServer,
-            "fhirAuthorization": self.fhirAuthorization,
-            "extension": self.extension,
-        }
-        return {key: value for key, value in fields.items() if value is not UNSET}
+        fields: dict[str, Any] = {}
+        for name, value in (
+            ("hook", self.hook),
+            ("hookInstance", self.hookInstance),
+            ("context", self.context),
+            ("fhirServer", self.fhirServer),
+            ("fhirAuthorization", self.fhirAuthorization),
+            ("extension", self.extension),
+        ):
+            if value is not UNSET:
+                fields[name] = value
+        return fields
 
 
 _DECODER: Final = msgspec.json.Decoder(Request)
