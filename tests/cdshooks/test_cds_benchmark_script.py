@@ -41,4 +41,9 @@ def test_benchmark_prints_latency_and_throughput() -> None:
     ]
     # The share of the bare endpoint's throughput: the median of the two rounds' shares.
     assert re.search(r"throughput \d+% of bare, median of the rounds \(\d+%, \d+%\)", result.stdout)
+    moderate = (
+        r"^  (.+?)\s*: p50 +[\d.]+ ms +p99 +[\d.]+ ms +errors 0"
+        r"  \(p99 of the rounds: [\d.]+, [\d.]+\)$"
+    )
+    assert len(re.findall(moderate, result.stdout, re.MULTILINE)) == 4
     assert "p99 at moderate load" in result.stdout
