@@ -244,3 +244,27 @@ def test_cors_only_for_configured_origins(server_factory: ServerFactory) -> None
     assert "access-control-allow-origin" not in other.headers
     allowed = httpx.get(f"{base}/cds-services", headers={"Origin": "https://ehr2.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://ehr2.example"
+
+
+def _request_with_extra(extra: bytes) -> bytes:
+    """A well-formed patient-view request with ``extra`` (raw JSON) in a field nkr does not
+    read."""
+    body = orjson.dumps(hook_request("patient-view", conditions=[radiculopathy(onset_days_ago=10)]))
+    return body.replace(b'"hookInstance":', b'"x":' + extra + b',"hookInstance":', 1)
+
+
+def test_invalid_utf8_anywhere_is_a_400(cds: Cds) -> None:
+    for extra in (b'"\xff"', b'"\xed\xa0\x80"'):
+        assert "not valid JSON" in outcome(
+            cds.post("patient-view", _request_with_extra(extra)), 400
+        )
+
+
+def test_deep_nesting_is_read_or_refused_never_a_500(cds: Cds) -> None:
+    # Deeper than the quick reading's decoder follows, within what the full reading reads ...
+    response = cds.post("patient-view", _request_with_extra(b"[" * 1010 + b"]" * 1010))
+    assert response.status_code == 200, response.text
+    assert response.json()["cards"]
+    # ... and deeper than that.
+    deeper = _request_with_extra(b"[" * 1100 + b"]" * 1100)
+    assert "not valid JSON" in outcome(cds.post("patient-view", deeper), 400)

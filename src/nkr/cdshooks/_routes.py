@@ -38,7 +38,7 @@ from nkr.fhir._fetch import (
 )
 from nkr.fhir._mapping import FhirCase, NeedsFullReading, case_from_fhir
 from nkr.fhir._outcome import outcome_response
-from nkr.fhir._typed import Prefetch, case_from_typed, decode_request
+from nkr.fhir._typed import case_from_typed, decode_request
 from nkr.fhir._valuesets import ValueSets, load_valuesets
 from nkr.guidelines.lumbar_radiculopathy import evaluate, guideline
 
@@ -213,10 +213,10 @@ class CdsHooks:
         only the full reading can answer: it then reads the request again, and answers or
         names the problem."""
         typed = decode_request(body)
-        if typed is None or not isinstance(typed.prefetch, Prefetch):
+        if typed is None:
             return None
         try:
-            hook_request = check_hook_request(typed.envelope(), hook, typed.prefetch.by_key())
+            hook_request = check_hook_request(typed.envelope, hook, typed.prefetch.by_key())
             return hook_request, case_from_typed(
                 typed.prefetch,
                 draft_orders=hook_request.draft_orders,

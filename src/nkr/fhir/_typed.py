@@ -19,9 +19,11 @@ the resource and field in its error. Tests compare the two readings over generat
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import msgspec
+import orjson
 from msgspec import UNSET, Struct, UnsetType
 
 from nkr.fhir._mapping import (
@@ -125,6 +127,9 @@ class Patient(Struct, gc=False):
     birthDate: str | None = None
 
 
+_ABSENT: Final = msgspec.Raw()
+
+
 class Prefetch(Struct, gc=False):
     """The prefetch keys; UNSET for a key the request leaves out, None for "no data"."""
 
@@ -154,21 +159,21 @@ class Prefetch(Struct, gc=False):
 
 
 class Request(Struct, gc=False):
-    """A CDS Hooks request: the prefetch typed, everything else as plain JSON values (the
-    request's own checks read those, as for the full reading)."""
+    """A CDS Hooks request: the prefetch typed; every other field kept as raw JSON and read by
+    orjson, exactly as the full reading reads it (a Raw of length 0: the field is absent)."""
 
-    hook: Any = UNSET
-    hookInstance: Any = UNSET
-    context: Any = UNSET
+    hook: msgspec.Raw = _ABSENT
+    hookInstance: msgspec.Raw = _ABSENT
+    context: msgspec.Raw = _ABSENT
     prefetch: Prefetch | UnsetType | None = UNSET
-    fhirServer: Any = UNSET
-    fhirAuthorization: Any = UNSET
-    extension: Any = UNSET
+    fhirServer: msgspec.Raw = _ABSENT
+    fhirAuthorization: msgspec.Raw = _ABSENT
+    extension: msgspec.Raw = _ABSENT
 
     def envelope(self) -> dict[str, Any]:
         """The request's fields other than the prefetch, as the full reading's JSON has them."""
         fields: dict[str, Any] = {}
-        for name, value in (
+        for name, raw in (
             ("hook", self.hook),
             ("hookInstance", self.hookInstance),
             ("context", self.context),
@@ -176,23 +181,38 @@ class Request(Struct, gc=False):
             ("fhirAuthorization", self.fhirAuthorization),
             ("extension", self.extension),
         ):
-            if value is not UNSET:
-                fields[name] = value
+            if raw:
+                fields[name] = orjson.loads(memoryview(raw))
         return fields
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A request the quick reading can read: its fields other than the prefetch (plain JSON
+    values), and the prefetch, every key present."""
+
+    envelope: dict[str, Any]
+    prefetch: Prefetch
 
 
 _DECODER: Final = msgspec.json.Decoder(Request)
 _NO_IDS: Final[frozenset[str]] = frozenset()
 
 
-def decode_request(body: bytes) -> Request | None:
+def decode_request(body: bytes) -> Decoded | None:
     """The request, typed; None when only the full reading can read it."""
     try:
+        # msgspec skips the fields it is not asked for without checking their UTF-8, and the
+        # full reading's parser rejects invalid UTF-8 anywhere: checked here the same way.
+        body.decode()
         request = _DECODER.decode(body)
-    except msgspec.DecodeError:
+        envelope = request.envelope()
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        # Malformed JSON, invalid UTF-8 (UnicodeDecodeError), what orjson refuses in the
+        # envelope (JSONDecodeError), or nesting deeper than msgspec follows.
         return None
     if isinstance(request.prefetch, Prefetch) and request.prefetch.complete():
-        return request
+        return Decoded(envelope, request.prefetch)
     return None  # no prefetch, or keys to fetch: the full reading fetches them
 
 
