@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -316,6 +317,22 @@ def check_answers(port: int, bodies: dict[str, bytes]) -> None:
         raise SystemExit("the bare endpoint is not on; is NKR_BENCH_ENDPOINT honoured?")
 
 
+def in_rounds(
+    rounds: int,
+    port: int,
+    runs: list[tuple[str, str, bytes]],
+    measure: Callable[[bytes], Coroutine[Any, Any, Result]],
+) -> dict[str, list[Result]]:
+    """Each run measured ``rounds`` times, every run in turn within a round: the load on a
+    shared machine drifts over a benchmark, and a share taken within one round (service and
+    bare a few seconds apart) is steadier than one taken across the whole benchmark."""
+    results: dict[str, list[Result]] = {name: [] for name, _, _ in runs}
+    for _ in range(rounds):
+        for name, path, body in runs:
+            results[name].append(asyncio.run(measure(request_bytes(port, path, body))))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
@@ -349,16 +366,12 @@ def main() -> None:
                 ("order-sign", ORDER_SIGN, bodies[ORDER_SIGN]),
                 ("bare parse (order-sign body)", BARE, bodies[ORDER_SIGN]),
             ]
-            # Rounds, each measuring every endpoint in turn: the load on a shared machine
-            # drifts over a run, and a share taken within one round (service and bare a few
-            # seconds apart) is steadier than one taken across the whole run.
-            saturated: dict[str, list[Result]] = {name: [] for name, _, _ in runs}
-            for _ in range(args.rounds):
-                for name, path, body in runs:
-                    request = request_bytes(port, path, body)
-                    saturated[name].append(
-                        asyncio.run(closed_loop(port, request, args.connections, args.seconds))
-                    )
+            saturated = in_rounds(
+                args.rounds,
+                port,
+                runs,
+                lambda request: closed_loop(port, request, args.connections, args.seconds),
+            )
             print(
                 f"\nsaturation ({args.connections} connections, closed loop; "
                 f"median of {args.rounds} rounds)"
@@ -372,13 +385,12 @@ def main() -> None:
                     f"  p50 {merged.percentile(50):6.2f} ms  p99 {merged.percentile(99):6.2f} ms"
                     f"  errors {sum(r.errors for r in rounds)}  (rounds: {rates})"
                 )
-            moderate: dict[str, list[Result]] = {name: [] for name, _, _ in runs}
-            for _ in range(args.rounds):
-                for name, path, body in runs:
-                    request = request_bytes(port, path, body)
-                    moderate[name].append(
-                        asyncio.run(open_loop(port, request, args.rate, args.seconds))
-                    )
+            moderate = in_rounds(
+                args.rounds,
+                port,
+                runs,
+                lambda request: open_loop(port, request, args.rate, args.seconds),
+            )
             print(
                 f"\nmoderate load ({args.rate:g} requests/s, open loop; median of "
                 f"{args.rounds} rounds)"

@@ -573,7 +573,21 @@ class Conditions:
     undated: bool
     flags: dict[RedFlag, str]
 
-    def add_red_flags(self, red: list[tuple[str, str]], vs: ValueSets) -> None:
+    def add(
+        self,
+        radiculopathy: list[tuple[str, str]],
+        red: list[tuple[str, str]],
+        vs: ValueSets,
+        onset: Callable[[list[tuple[str, str]]], Diagnosis | None],
+    ) -> None:
+        """A Condition that counts: its radiculopathy codes (a diagnosis, dated by ``onset``)
+        and its red-flag codes."""
+        if radiculopathy:
+            diagnosis = onset(radiculopathy)
+            if diagnosis is None:
+                self.undated = True
+            else:
+                self.diagnoses.append(diagnosis)
         for system, code in red:
             flag = vs.red_flag(system, code)
             if flag is not None and flag not in self.flags:
@@ -603,15 +617,8 @@ def _read_conditions(conditions: list[Resource], vs: ValueSets) -> Conditions:
         if res.type != "Condition":
             continue
         radiculopathy, red = classify(res.codings("code", res.data.get("code")), vs.index)
-        if not (radiculopathy or red) or not _is_current(res):
-            continue
-        if radiculopathy:
-            diagnosis = _diagnosis(res, radiculopathy)
-            if diagnosis is None:
-                found.undated = True
-            else:
-                found.diagnoses.append(diagnosis)
-        found.add_red_flags(red, vs)
+        if (radiculopathy or red) and _is_current(res):
+            found.add(radiculopathy, red, vs, lambda pairs: _diagnosis(res, pairs))  # noqa: B023 - called at once
     return found
 
 

@@ -280,15 +280,8 @@ def _conditions(prefetch: Prefetch, vs: ValueSets) -> Conditions:
             continue
         clinical = _status_codes(condition.clinicalStatus, CLINICAL_SYSTEM)
         verification = _status_codes(condition.verificationStatus, VERIFICATION_SYSTEM)
-        if not current_status(clinical, verification):
-            continue
-        if radiculopathy:
-            diagnosis = _diagnosis(condition, radiculopathy)
-            if diagnosis is None:
-                found.undated = True
-            else:
-                found.diagnoses.append(diagnosis)
-        found.add_red_flags(red, vs)
+        if current_status(clinical, verification):
+            found.add(radiculopathy, red, vs, lambda pairs: _diagnosis(condition, pairs))  # noqa: B023 - called at once
     return found
 
 
