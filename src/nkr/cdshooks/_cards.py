@@ -83,11 +83,6 @@ class Uuids:
         return f"{self.head}{r[:3]}-{_VARIANT_DIGIT[int(r[3], 16)]}{r[4:7]}-{r[7:19]}"
 
 
-def _uuid7() -> str:
-    """One version 7 UUID."""
-    return Uuids().next()
-
-
 def _fit(summary: str) -> str:
     # The spec asks for fewer than 140 characters; the data is written to fit, this is a guard.
     return summary if len(summary) < 140 else summary[:138] + "…"

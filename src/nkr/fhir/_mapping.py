@@ -500,7 +500,8 @@ class Pain(NamedTuple):
 
 def _pain_score(res: _Res, vs: ValueSets) -> Pain | None:
     data = res.data
-    if not is_pain_score(res.codings("code", data.get("code")), vs):
+    pairs = res.codings("code", data.get("code"))
+    if not any(PAIN_INTENSITY in vs.ids_of(system, code) for system, code in pairs):
         return None
     if res.string("status") not in OBSERVATION_DONE:
         return None
@@ -620,10 +621,6 @@ def _read_conditions(conditions: list[Resource], vs: ValueSets) -> Conditions:
         if (radiculopathy or red) and _is_current(res):
             found.add(radiculopathy, red, vs, lambda pairs: _diagnosis(res, pairs))  # noqa: B023 - called at once
     return found
-
-
-def is_pain_score(pairs: list[tuple[str, str]], vs: ValueSets) -> bool:
-    return any(PAIN_INTENSITY in vs.ids_of(s, c) for s, c in pairs)
 
 
 def _latest_pain(observations: list[Resource], vs: ValueSets) -> Pain | None:
