@@ -123,10 +123,10 @@ def _bundle(resources: list[Resource]) -> Resource:
 def patient_resources() -> dict[str, Any]:
     """The prefetch of a patient with 33 resources: in week 5, severe pain despite supervised
     exercise (so the spine-surgeon card is due), four conditions, 22 observations."""
-    icd10, snomed, local = (
+    icd10, snomed, sks = (
         "http://hl7.org/fhir/sid/icd-10",
         "http://snomed.info/sct",
-        "urn:nkr:local-orders",
+        "urn:oid:1.2.208.176.2.4",
     )
     conditions = [
         _condition("c1", icd10, "M54.1", 30),
@@ -140,11 +140,11 @@ def patient_resources() -> dict[str, Any]:
     procedures = [
         _order("Procedure", "pr1", snomed, "229065009", "completed"),
         _order("Procedure", "pr2", snomed, "229065009", "completed"),
-        _order("Procedure", "pr3", local, "manual-mobilisation", "completed"),
+        _order("Procedure", "pr3", sks, "BLNG1", "completed"),
     ]
     service_requests = [
         _order("ServiceRequest", "sr1", snomed, "229065009", "completed"),
-        _order("ServiceRequest", "sr2", local, "manual-mobilisation", "active"),
+        _order("ServiceRequest", "sr2", sks, "BLNG1", "active"),
     ]
     return {
         "patient": {

@@ -32,11 +32,11 @@ SERVICE_IDS = {
 ORDER_CODES: dict[str, tuple[str, str]] = {
     "mri": (SNOMED, "41333006"),
     "glucocorticoid_injection": (LOCAL, "glucocorticoid-injection"),
-    "acupuncture": (SNOMED, "386637004"),
-    "bed_rest": (LOCAL, "bed-rest"),
+    "acupuncture": (SKS, "BAFA80"),
+    "bed_rest": (SKS, "BLXA"),
     "supervised_exercise": (SNOMED, "229065009"),
     "specific_exercise": (LOCAL, "specific-exercise"),
-    "manual_mobilisation": (LOCAL, "manual-mobilisation"),
+    "manual_mobilisation": (SKS, "BLNG1"),
     "spine_surgeon_referral": (LOCAL, "spine-surgeon-referral"),
 }
 ORDER_TOPICS = {

