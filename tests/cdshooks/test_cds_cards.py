@@ -228,8 +228,8 @@ def test_each_red_flag_one_safety_card_only(cds: Cds, flag: str) -> None:
     cards = cds.cards("patient-view", body)
     assert topics(cards) == ["safety"]
     card = cards[0]
-    assert card["indicator"] == "warning"
     acute = flag in ("cauda_equina", "progressive_paresis")
+    assert card["indicator"] == ("critical" if acute else "warning")
     assert card["summary"].startswith("AKUT") is acute
     assert "Uden for NKR" in card["summary"]
     assert G.label("red_flags", flag, "da") in card["detail"]

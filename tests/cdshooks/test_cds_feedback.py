@@ -6,11 +6,19 @@ import sqlite3
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+
+import nkr
+from nkr._cli import main
+from nkr._guideline import Lang
+from nkr.cdshooks import FeedbackStore
+from nkr.cdshooks._feedback import parse_feedback
+from nkr.cdshooks._texts import texts
 
 from .conftest import Cds, ServerProcess
 from .fhir_data import SERVICE_IDS, hook_request, service_request
@@ -139,3 +147,77 @@ def test_feedback_report_table_and_errors(server_process: ServerProcess) -> None
     )
     assert empty.returncode == 0, empty.stderr
     assert "No cards or feedback recorded yet." in empty.stdout
+
+
+def _store_feedback(data_dir: Path) -> None:
+    """Cards of three topics, overridden with a known reason (stored with its Danish display),
+    an unknown local reason and a reason without display."""
+    store = FeedbackStore.in_dir(data_dir)
+    cards = [
+        ("c-surgeon", "spine-surgeon-assessment"),
+        ("c-acupuncture", "acupuncture"),
+        ("c-mri", "mri"),
+    ]
+    store.issued("nkr-lumbal-radikulopati-patient-view", cards)
+    bare = item("c-mri", "overridden", overrideReason={"reason": {"code": "no-display"}})
+    body = {
+        "feedback": [
+            override("c-surgeon", "referral-not-indicated", "Klinisk vurdering: henvisning ..."),
+            override("c-acupuncture", "patient-preference", "Patientens informerede ønske"),
+            override("c-mri", "local-reason", "Lokal begrundelse"),
+            bare,
+        ]
+    }
+    store.store("nkr-lumbal-radikulopati-patient-view", parse_feedback(orjson.dumps(body)))
+    store.close()
+
+
+@pytest.mark.parametrize("lang", ["da", "en"])
+def test_report_in_the_report_language_untruncated(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    lang: Lang,
+) -> None:
+    _store_feedback(tmp_path)
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["feedback", "report", "--data-dir", str(tmp_path), "--lang", lang]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    # The full topic code, and its name in the report's language.
+    assert "spine-surgeon-assessment" in out
+    assert "acupuncture" in out
+    g = nkr.guideline()
+    topics, reasons = column_text(out, 1), column_text(out, 5)
+    for rec_id in ("spine-surgeon-assessment", "acupuncture", "mri"):
+        assert g.recommendation(rec_id).label(lang) in topics
+    # Known reasons in the report's language, whatever display the EHR sent; unknown ones as
+    # stored, or by their code.
+    tx = texts()
+    for code in ("referral-not-indicated", "patient-preference"):
+        assert f"1 × {tx(f'override-reasons.{code}', lang)}" in reasons
+    assert "1 × Lokal begrundelse" in reasons
+    assert "1 × no-display" in reasons
+
+
+def column_text(table: str, index: int) -> str:
+    """The words of one column of a Rich table's body, in order."""
+    cells = [line.split("│")[index] for line in table.splitlines() if line.startswith("│")]
+    return " ".join(" ".join(cells).split())
+
+
+def test_report_json_in_the_report_language(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _store_feedback(tmp_path)
+    args = ["feedback", "report", "--data-dir", str(tmp_path), "--json", "--lang", "en"]
+    assert main(args) == 0
+    rows = {r["topic"]: r for r in orjson.loads(capsys.readouterr().out)}
+    assert rows["acupuncture"]["label"] == "Acupuncture"
+    assert rows["acupuncture"]["override_reasons"] == [
+        {"code": "patient-preference", "display": "The patient's informed preference", "count": 1}
+    ]
+    assert {r["display"] for r in rows["mri"]["override_reasons"]} == {
+        "Lokal begrundelse",
+        "no-display",
+    }

@@ -128,22 +128,24 @@ def _source_label(g: Guideline, lang: Lang) -> str:
     )
 
 
-def _topic_display(g: Guideline, topic: str, lang: Lang) -> str:
+def topic_display(g: Guideline, topic: str, lang: Lang) -> str:
+    """A card topic's name for people: the card's own for the overview and the safety notice,
+    the recommendation's short label for the others."""
     if topic == OVERVIEW:
         return texts()("overview.topic", lang)
     if topic == SAFETY:
         return texts()("safety.topic", lang)
-    rec = g.recommendation(topic)
-    return next(s.heading(lang) for s in g.sections if s.id == rec.section)
+    return g.recommendation(topic).label(lang)
 
 
 @_per_guideline
 def _source(g: Guideline, topic: str, lang: Lang) -> dict[str, Any]:
-    return {
-        "label": _source_label(g, lang),
-        "url": g.source.url,
-        "topic": {"system": TOPIC_SYSTEM, "code": topic, "display": _topic_display(g, topic, lang)},
-    }
+    coding = {"system": TOPIC_SYSTEM, "code": topic, "display": topic_display(g, topic, lang)}
+    if topic == SAFETY:
+        # The safety check is general Danish practice, not the guideline's: its source says so,
+        # and points at no NKR page (no url: the spec allows it, and no stable one is known).
+        return {"label": texts()("safety.source-label", lang), "topic": coding}
+    return {"label": _source_label(g, lang), "url": g.source.url, "topic": coding}
 
 
 @cache
@@ -161,12 +163,13 @@ def _override_reasons(topic: str, lang: Lang) -> list[dict[str, str]]:
 
 @_per_guideline
 def _recommendation_block(g: Guideline, rec_id: str, lang: Lang) -> str:
-    """The recommendation as the card quotes it: heading, grade, exact wording."""
+    """The recommendation as the card quotes it: its short name, grade, exact wording."""
     tx = texts()
     rec = g.recommendation(rec_id)
-    heading = next(s.heading(lang) for s in g.sections if s.id == rec.section)
+    heading = rec.label(lang)
+    # Separators, not brackets: the grade in words may hold brackets of its own.
     return (
-        f"**{heading}** · **{rec.symbols}** ({grade_in_words(g, rec.id, lang)})\n\n"
+        f"**{heading}** · **{rec.symbols}** · {grade_in_words(g, rec.id, lang)}\n\n"
         f"> {rec.wording(lang)}\n>\n> — *{tx('card.quote-attribution', lang)}*"
     )
 
@@ -199,7 +202,8 @@ def _overview_block(
         if status is not RecStatus.APPLIES:
             line += f" *({t(f'status-{status}', lang)})*"
         lines.append(line)
-    heading = f"**{tx('overview.heading', lang)}** ({tx('card.quote-attribution', lang)}):"
+    # A dash, not brackets: the English attribution holds brackets of its own.
+    heading = f"**{tx('overview.heading', lang)}** – *{tx('card.quote-attribution', lang)}*:"
     counts = Counter(g.recommendation(rec_id).strength_symbol for rec_id, _ in listed)
     symbols = ", ".join(f"{symbol}×{n}" for symbol, n in counts.items())
     return heading + "\n\n" + "\n".join(lines), symbols
@@ -339,16 +343,19 @@ class CardRenderer:
                 if why is None and status is RecStatus.APPLIES:
                     why = r.reason
         block, symbols = _overview_block(g, tuple(listed), lang)
+        week_text = a.week_text(lang)
         summary = f.text["overview.summary"].format(
-            week=a.week, count=len(listed), symbols=symbols, tag=f.tag
+            week_text=week_text, count=len(listed), symbols=symbols, tag=f.tag
         )
         onset = a.date - dt.timedelta(days=a.days_since_onset)
         week = f.text["overview.week"].format(
-            week=a.week,
-            days=a.days_since_onset,
-            onset=onset.isoformat(),
-            due=a.spine_surgeon_due.isoformat(),
+            week_text=week_text, days=a.days_since_onset, onset=onset.isoformat()
         )
+        # The spine-surgeon date as the engine words it: for a patient in scope, the condition
+        # it is ("if severe and disabling pain persists ..."), or due when it is.
+        deadline = a.spine_surgeon_deadline
+        if deadline is not None:
+            week += " " + deadline.text(g, lang)
         detail = _detail(
             week,
             block,
@@ -365,9 +372,10 @@ class CardRenderer:
         a, g, lang, f = self.a, self.g, self.lang, self.frame
         rec = result.recommendation
         key = "surgeon.summary-due" if result.status is RecStatus.DUE else "surgeon.summary-overdue"
-        summary = f.text[key].format(
-            symbols=rec.symbols, due=a.spine_surgeon_due.isoformat(), tag=f.tag
-        )
+        due = a.spine_surgeon_due
+        # The engine gives the date whenever the assessment is due or overdue.
+        assert due is not None, "a due or overdue spine-surgeon assessment without its date"
+        summary = f.text[key].format(symbols=rec.symbols, due=due.isoformat(), tag=f.tag)
         detail = _detail(
             f.blocks[rec.id],
             f.why + result.reason.text(g, lang),
@@ -405,7 +413,8 @@ class CardRenderer:
         )
 
     def safety(self) -> None:
-        """Red flags: outside the guideline, based on general Danish practice."""
+        """Red flags: outside the guideline, based on general Danish practice. Acute ones
+        (cauda equina symptoms, severe or progressive paresis) are critical: acute referral."""
         a, g, lang, tx = self.a, self.g, self.lang, texts()
         notice = a.safety
         assert notice is not None
@@ -418,12 +427,14 @@ class CardRenderer:
         detail = _detail(
             f"**{g.message('safety-title', lang)}**",
             f"**{notice.reason.text(g, lang)}**",
+            tx("safety.action-acute", lang) if notice.acute else "",
             f"**{tx('safety.flags', lang)}:**\n\n{flags}",
             tx("safety.outside", lang),
             self.notes,
             self.frame.footers[SAFETY],
         )
-        self._add(topic=SAFETY, indicator="warning", summary=summary, detail=detail, link_to=None)
+        indicator = "critical" if notice.acute else "warning"
+        self._add(topic=SAFETY, indicator=indicator, summary=summary, detail=detail, link_to=None)
 
     # -- order-select / order-sign ---------------------------------------------------------
 
@@ -438,7 +449,7 @@ class CardRenderer:
         if tx.has(key):
             summary = tx(key, lang, symbols=rec.symbols, tag=tag)
         else:
-            heading = _topic_display(g, rec.id, lang)
+            heading = topic_display(g, rec.id, lang)
             summary = tx(
                 "order.fallback-summary", lang, symbols=rec.symbols, heading=heading, tag=tag
             )
@@ -458,7 +469,9 @@ class CardRenderer:
                 {
                     "label": tx("order.suggestion", lang, intervention=label),
                     "uuid": self.uuids.next(),
-                    "isRecommended": True,
+                    # The guideline advises caution (a weak recommendation against, or not
+                    # good practice routinely), not removal: the choice stays the clinician's.
+                    "isRecommended": False,
                     "actions": actions,
                 }
             ]

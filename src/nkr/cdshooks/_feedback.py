@@ -24,6 +24,10 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from nkr._errors import InputError, describe_validation_error
+from nkr._guideline import Lang
+from nkr.cdshooks._cards import OVERVIEW, SAFETY, topic_display
+from nkr.cdshooks._texts import texts
+from nkr.guidelines.lumbar_radiculopathy import guideline
 
 DB_NAME = "feedback.sqlite3"
 # Issued-card records are written in batches by a background task, at most this long after the
@@ -257,6 +261,27 @@ class FeedbackStore:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+
+def reason_display(code: str | None, stored: str | None, lang: Lang) -> str:
+    """An override reason as the report shows it: nkr's own text in ``lang`` for nkr's codes
+    (whatever display the EHR sent back); for other codes, the display the EHR sent, or the
+    code; a dash when no reason was given."""
+    tx = texts()
+    if code is not None and tx.has(f"override-reasons.{code}"):
+        return tx(f"override-reasons.{code}", lang)
+    return stored or code or "–"
+
+
+def topic_label(topic: str | None, lang: Lang) -> str:
+    """A card topic's name for people in ``lang``, as the cards show it; for a topic this
+    version of nkr does not know, the code itself."""
+    if topic is None:
+        return texts()("report.unknown-topic", lang)
+    g = guideline()
+    if topic in (OVERVIEW, SAFETY) or topic in g.by_id:
+        return topic_display(g, topic, lang)
+    return topic
 
 
 def report(path: Path) -> list[TopicReport]:

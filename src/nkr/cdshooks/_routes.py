@@ -9,7 +9,6 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Annotated, Any, cast
-from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, FastAPI, Path, Request
@@ -44,16 +43,10 @@ from nkr.guidelines.lumbar_radiculopathy import evaluate, guideline
 
 log = logging.getLogger("nkr.cdshooks")
 
-# The guideline is Danish; "today" is the date in Denmark.
-CLINIC_TZ = ZoneInfo("Europe/Copenhagen")
 JSON = "application/json"
 # How many distinct request origins (scheme, server, Host header, root path) keep their base
 # URL derived; an EHR calls from one or two, a client making up Host headers gets no more.
 BASE_URLS_KEPT = 64
-
-
-def today() -> dt.date:
-    return dt.datetime.now(CLINIC_TZ).date()
 
 
 def _json(data: Any, status_code: int = 200) -> Response:
@@ -179,7 +172,7 @@ class CdsHooks:
             except AuthError as exc:
                 return _unauthorized(exc)
         body = await request.body()
-        on = today()
+        on = self.settings.today()
         try:
             read = self._read_quick(body, service.hook, on)
             if read is None:
