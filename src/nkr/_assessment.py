@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from nkr._guideline import Guideline, Lang, Recommendation
+from nkr._guideline import Direction, Guideline, Lang, Recommendation
 from nkr._settings import DEFAULT_PAIN_THRESHOLD
 
 
@@ -24,6 +24,14 @@ class RecStatus(StrEnum):
     OVERDUE = "overdue"
     DONE = "done"
     NOT_APPLICABLE = "not-applicable"
+
+    @property
+    def needs_attention(self) -> bool:
+        """A caution, or something due or overdue: shown first, by recommendation."""
+        return self in _ATTENTION
+
+
+_ATTENTION = frozenset({RecStatus.OVERDUE, RecStatus.DUE, RecStatus.CAUTION})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,13 @@ class RecommendationResult:
     status: RecStatus
     reason: Reason
 
+    @property
+    def applies_against(self) -> bool:
+        """A recommendation *against* that merely applies: never to be shown as a go-ahead."""
+        return (
+            self.status is RecStatus.APPLIES and self.recommendation.direction is Direction.AGAINST
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SafetyNotice:
@@ -101,9 +116,24 @@ class Assessment:
     in_scope: bool
     scope_reasons: tuple[Reason, ...]
     safety: SafetyNotice | None
-    spine_surgeon_due: dt.date
+    # The date by which the spine-surgeon assessment should happen, only where it means
+    # something: the case is in scope, or the assessment is due or overdue. None otherwise.
+    spine_surgeon_due: dt.date | None
     results: tuple[RecommendationResult, ...]
     assumptions: tuple[str, ...] = field(default=())
+    # How to word that date: as the condition it is, as due, or as overdue (None with it).
+    spine_surgeon_deadline: Reason | None = None
+
+    @property
+    def beyond_scope_duration(self) -> bool:
+        """Symptoms have lasted longer than the guideline's population allows."""
+        return self.days_since_onset > self.guideline.scope.max_symptom_days
+
+    def week_text(self, lang: Lang) -> str:
+        """'week 6 of 12' within the guideline's duration, 'week 15 (beyond the 12 weeks)'
+        after it."""
+        key = "week-beyond" if self.beyond_scope_duration else "week-within"
+        return self.guideline.message(key, lang, week=self.week)
 
     def result(self, rec_id: str) -> RecommendationResult:
         for result in self.results:
@@ -132,6 +162,7 @@ class Assessment:
             "age_years": self.age_years,
             "days_since_onset": self.days_since_onset,
             "week": self.week,
+            "week_text": self.week_text(lang),
             "in_scope": self.in_scope,
             "scope_reasons": [{"code": r.key, "text": r.text(g, lang)} for r in self.scope_reasons],
             "safety": None
@@ -142,7 +173,12 @@ class Assessment:
                 "acute": self.safety.acute,
                 "text": self.safety.reason.text(g, lang),
             },
-            "spine_surgeon_due": self.spine_surgeon_due.isoformat(),
+            "spine_surgeon_due": None
+            if self.spine_surgeon_due is None
+            else self.spine_surgeon_due.isoformat(),
+            "spine_surgeon_due_text": None
+            if self.spine_surgeon_deadline is None
+            else self.spine_surgeon_deadline.text(g, lang),
             "recommendations": [
                 {
                     "id": r.recommendation.id,

@@ -14,11 +14,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from nkr._assessment import Assessment, RecStatus
+from nkr._assessment import Assessment, RecommendationResult, RecStatus
 from nkr._errors import InputError
 from nkr._guideline import Lang, load_guideline
 from nkr._i18n import t
-from nkr._render import guide_json, guide_markdown, legend_rows
+from nkr._render import (
+    assessment_summary,
+    guide_json,
+    guide_markdown,
+    legend_lines,
+    scope_lines,
+)
 from nkr.guidelines.lumbar_radiculopathy import evaluate, guideline, parse_case
 
 app = typer.Typer(
@@ -36,6 +42,12 @@ class LangOpt(StrEnum):
     en = "en"
 
 
+class EvaluateFormat(StrEnum):
+    text = "text"
+    json = "json"
+    summary = "summary"
+
+
 class GuideFormat(StrEnum):
     text = "text"
     markdown = "markdown"
@@ -50,6 +62,14 @@ STATUS_STYLE = {
     RecStatus.DONE: "cyan",
     RecStatus.NOT_APPLICABLE: "dim",
 }
+
+
+def _status_style(r: RecommendationResult) -> str:
+    # A recommendation against that merely applies is no go-ahead: not shown in green.
+    if r.applies_against:
+        return "default"
+    return STATUS_STYLE[r.status]
+
 
 LangOption = Annotated[LangOpt, typer.Option("--lang", help="Language of the output.")]
 
@@ -82,7 +102,10 @@ def guide_command(
     console.print(Text(g.title(language), style="bold"))
     console.print(f"{g.publisher}, {t('version', language)} {g.version} ({g.published})")
     console.print(Text(g.status.text(language), style="bold red"))
-    console.print(f"{t('scope', language)}: {g.scope.text(language)}")
+    for line in scope_lines(g, language):
+        console.print(line)
+    for paragraph in g.about:
+        console.print(paragraph(language))
     for section in g.sections:
         console.print()
         console.print(Text(section.heading(language), style="bold underline"))
@@ -90,13 +113,15 @@ def guide_command(
             console.print(Text.assemble((f"{rec.symbols:<5} ", "bold"), rec.wording(language)))
     console.print()
     console.print(Text(t("legend", language), style="bold underline"))
-    for row in legend_rows(g, language):
-        console.print(f"{row['symbol']:<5} = {row['meaning']}")
+    for line in legend_lines(g, language):
+        console.print(line)
 
 
 def _parse_date(value: str | None, option: str) -> dt.date:
     if value is None:
-        return dt.date.today()
+        from nkr._settings import Settings
+
+        return Settings.from_env().today()
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
@@ -125,7 +150,13 @@ def evaluate_command(
         str | None, typer.Option("--date", help="Assessment date, YYYY-MM-DD (default: today).")
     ] = None,
     lang: LangOption = LangOpt.da,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the assessment as JSON.")] = False,
+    fmt: Annotated[
+        EvaluateFormat,
+        typer.Option(
+            "--format", help="text, json, or summary (a few plain lines for the patient record)."
+        ),
+    ] = EvaluateFormat.text,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Assess a patient case against the guideline."""
     on = _parse_date(date, "--date")
@@ -141,8 +172,10 @@ def evaluate_command(
     except InputError as exc:
         raise InputError(f"{case_file}: {exc}") from None
     assessment = evaluate(case, guideline(), on)
-    if as_json:
+    if as_json or fmt is EvaluateFormat.json:
         _print_json(assessment.to_json(lang.value))
+    elif fmt is EvaluateFormat.summary:
+        sys.stdout.write(assessment_summary(assessment, lang.value))
     else:
         _print_assessment(assessment, lang.value)
 
@@ -155,7 +188,7 @@ def _print_assessment(a: Assessment, lang: Lang) -> None:
     console.print(
         f"{t('assessment-date', lang)}: {a.date}   {t('age', lang)}: {a.age_years} "
         f"{t('years', lang)}   {t('days-since-onset', lang)}: {a.days_since_onset} "
-        f"({t('week-of-12', lang, week=a.week)})"
+        f"({a.week_text(lang)})"
     )
     if a.in_scope:
         console.print(Text(t("in-scope", lang), style="bold green"))
@@ -166,7 +199,8 @@ def _print_assessment(a: Assessment, lang: Lang) -> None:
         console.print()
         console.print(Text(g.message("safety-title", lang), style="bold white on red"))
         console.print(Text(a.safety.reason.text(g, lang), style="bold red"))
-    console.print(f"{t('spine-surgeon-due', lang)}: {a.spine_surgeon_due}")
+    if a.spine_surgeon_deadline is not None:
+        console.print(a.spine_surgeon_deadline.text(g, lang))
     table = Table(show_lines=True, expand=False)
     table.add_column(t("recommendation", lang), overflow="fold", ratio=3)
     table.add_column(t("grade", lang), no_wrap=True)
@@ -176,7 +210,7 @@ def _print_assessment(a: Assessment, lang: Lang) -> None:
         table.add_row(
             Text.assemble((r.recommendation.id, "bold"), "\n", r.recommendation.wording(lang)),
             r.recommendation.symbols,
-            Text(t(f"status-{r.status.value}", lang), style=STATUS_STYLE[r.status]),
+            Text(t(f"status-{r.status.value}", lang), style=_status_style(r)),
             r.reason.text(g, lang),
         )
     console.print(table)
@@ -218,20 +252,27 @@ def feedback_report_command(
     """Per card topic: how often cards were shown, accepted and overridden, and why."""
     from nkr._settings import Settings
     from nkr.cdshooks import DB_NAME, report
+    from nkr.cdshooks._feedback import reason_display, topic_label
     from nkr.cdshooks._texts import texts
 
     folder = data_dir if data_dir is not None else Settings.from_env().data_dir
     rows = report(folder / DB_NAME)
+    language: Lang = lang.value
     if as_json:
         _print_json(
             [
                 {
                     "topic": r.topic,
+                    "label": topic_label(r.topic, language),
                     "shown": r.shown,
                     "accepted": r.accepted,
                     "overridden": r.overridden,
                     "override_reasons": [
-                        {"code": code, "display": display, "count": n}
+                        {
+                            "code": code,
+                            "display": reason_display(code, display, language),
+                            "count": n,
+                        }
                         for code, display, n in r.reasons
                     ],
                 }
@@ -240,25 +281,26 @@ def feedback_report_command(
         )
         return
     tx = texts()
-    language: Lang = lang.value
     console = _console()
     if not rows:
         console.print(tx("report.empty", language))
         return
     table = Table(show_lines=True, expand=False)
-    table.add_column(tx("report.topic", language))
+    # The topic: its name in the report's language, and its code below it. The column is as
+    # wide as the longest code, so that no code is cut or folded; the name wraps within it.
+    codes = [r.topic or "" for r in rows]
+    table.add_column(tx("report.topic", language), width=max(len(c) for c in codes) or None)
     for key in ("report.shown", "report.accepted", "report.overridden"):
-        table.add_column(tx(key, language), justify="right")
+        table.add_column(tx(key, language), justify="right", no_wrap=True)
     table.add_column(tx("report.reasons", language), overflow="fold")
     for r in rows:
-        reasons = "\n".join(f"{n} × {display or code or '–'}" for code, display, n in r.reasons)
-        table.add_row(
-            r.topic or tx("report.unknown-topic", language),
-            str(r.shown),
-            str(r.accepted),
-            str(r.overridden),
-            reasons,
+        topic = Text(topic_label(r.topic, language))
+        if r.topic is not None:
+            topic.append(f"\n{r.topic}", style="dim")
+        reasons = "\n".join(
+            f"{n} × {reason_display(code, display, language)}" for code, display, n in r.reasons
         )
+        table.add_row(topic, str(r.shown), str(r.accepted), str(r.overridden), reasons)
     console.print(table)
 
 

@@ -98,6 +98,8 @@ class Recommendation(_Model):
     model_config = ConfigDict(frozen=True, extra="forbid", ignored_types=(cached_property,))
 
     id: Slug
+    # A short name for lists (the software's, not official text).
+    label: Localized
     section: Slug
     kind: Kind
     direction: Direction
@@ -147,10 +149,18 @@ class Source(_Model):
     citation: Localized
 
 
+class ScopeReading(_Model):
+    """Where the software reads the population more precisely than its source: the ids of
+    the assumptions it makes, shown beside the population text."""
+
+    assumptions: tuple[Slug, ...] = ()
+
+
 class Scope(_Model):
     min_age_years: int = Field(ge=0, le=150)
     max_symptom_days: int = Field(ge=0)
     text: Localized
+    reading: ScopeReading = ScopeReading()
 
 
 class StrengthLegend(_Model):
@@ -173,11 +183,16 @@ class CertaintyLegend(_Model):
 
 
 class Legend(_Model):
+    """The quick guide's key to its symbols, in its own words and order."""
+
     intro_strength: Localized
-    intro_certainty: Localized
     strength: tuple[StrengthLegend, ...]
+    # The paragraph on the good-practice symbol (√).
     good_practice: Localized
+    intro_certainty: Localized
     certainty: tuple[CertaintyLegend, ...]
+    # What is shown where there is no evidence (good practice).
+    no_evidence: Localized
 
 
 class Assumption(_Model):
@@ -204,7 +219,8 @@ class Guideline(_Model):
     status: Status
     source: Source
     scope: Scope
-    about: Localized
+    # The quick guide's paragraphs about its focus, verbatim.
+    about: tuple[Localized, ...] = ()
     sections: tuple[Section, ...] = Field(min_length=1)
     recommendations: tuple[Recommendation, ...] = Field(min_length=1)
     legend: Legend
@@ -223,6 +239,10 @@ class Guideline(_Model):
                     f"recommendations[{index}].section: unknown section '{rec.section}' "
                     f"(expected one of: {', '.join(section_ids)})"
                 )
+        assumption_ids = {a.id for a in self.assumptions}
+        for item in self.scope.reading.assumptions:
+            if item not in assumption_ids:
+                raise ValueError(f"scope.reading.assumptions: unknown assumption '{item}'")
         order = [section_ids.index(r.section) for r in self.recommendations]
         if order != sorted(order):
             raise ValueError("recommendations must follow the order of their sections")
@@ -239,6 +259,12 @@ class Guideline(_Model):
             raise InputError(
                 f"unknown recommendation '{rec_id}' (expected one of: {', '.join(self.by_id)})"
             ) from None
+
+    @cached_property
+    def scope_assumptions(self) -> tuple[Assumption, ...]:
+        """The assumptions in the software's reading of the population."""
+        wanted = self.scope.reading.assumptions
+        return tuple(a for a in self.assumptions if a.id in wanted)
 
     def in_section(self, section_id: str) -> tuple[Recommendation, ...]:
         return tuple(r for r in self.recommendations if r.section == section_id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nkr._guideline import Guideline, Lang
+from nkr._assessment import Assessment, RecStatus
+from nkr._guideline import GOOD_PRACTICE_SYMBOL, Guideline, Lang
 from nkr._i18n import t
 
 
@@ -23,6 +24,8 @@ def guide_json(g: Guideline, lang: Lang) -> dict[str, Any]:
         },
         "source": {"url": g.source.url, "citation": g.source.citation(lang)},
         "scope": g.scope.text(lang),
+        "scope_assumptions": [{"id": a.id, "text": a.text(lang)} for a in g.scope_assumptions],
+        "about": [paragraph(lang) for paragraph in g.about],
         "lang": lang,
         "sections": [
             {
@@ -44,15 +47,43 @@ def guide_json(g: Guideline, lang: Lang) -> dict[str, Any]:
             for s in g.sections
         ],
         "legend": legend_rows(g, lang),
+        "legend_text": {
+            "intro_strength": g.legend.intro_strength(lang),
+            "good_practice": g.legend.good_practice(lang),
+            "intro_certainty": g.legend.intro_certainty(lang),
+            "no_evidence": g.legend.no_evidence(lang),
+        },
     }
 
 
 def legend_rows(g: Guideline, lang: Lang) -> list[dict[str, str]]:
     """The legend as (symbol, meaning) rows: strengths, good practice, then certainty."""
     rows = [{"symbol": s.symbol, "meaning": s.meaning(lang)} for s in g.legend.strength]
-    rows.append({"symbol": "√", "meaning": g.legend.good_practice(lang)})
+    rows.append({"symbol": GOOD_PRACTICE_SYMBOL, "meaning": t("good-practice", lang)})
     rows.extend({"symbol": c.symbol, "meaning": c.meaning(lang)} for c in g.legend.certainty)
     return rows
+
+
+def legend_lines(g: Guideline, lang: Lang) -> list[str]:
+    """The legend as the quick guide prints it: its paragraphs and symbol rows in order."""
+    legend = g.legend
+    return [
+        legend.intro_strength(lang),
+        *(f"{s.symbol} = {s.meaning(lang)}" for s in legend.strength),
+        legend.good_practice(lang),
+        legend.intro_certainty(lang),
+        *(f"({c.symbol}) = {c.meaning(lang)}" for c in legend.certainty),
+        legend.no_evidence(lang),
+    ]
+
+
+def scope_lines(g: Guideline, lang: Lang) -> list[str]:
+    """The population text, then the software's reading of it, marked as assumptions."""
+    lines = [f"{t('scope', lang)}: {g.scope.text(lang)}"]
+    if g.scope_assumptions:
+        lines.append(f"{t('scope-reading', lang)}:")
+        lines.extend(f"- {a.text(lang)}" for a in g.scope_assumptions)
+    return lines
 
 
 def grade_in_words(g: Guideline, rec_id: str, lang: Lang) -> str:
@@ -82,11 +113,56 @@ def guide_markdown(g: Guideline, lang: Lang) -> str:
         f"**{t('scope', lang)}:** {g.scope.text(lang)}",
         "",
     ]
+    if g.scope_assumptions:
+        lines += [f"*{t('scope-reading', lang)}:*", ""]
+        lines += [f"- {a.text(lang)}" for a in g.scope_assumptions]
+        lines.append("")
+    lines += [*(item for p in g.about for item in (p(lang), ""))]
     for section in g.sections:
         lines += [f"## {section.heading(lang)}", ""]
         for rec in g.in_section(section.id):
             lines += [f"- **{rec.symbols}** {rec.wording(lang)} `{rec.id}`", ""]
     lines += [f"## {t('legend', lang)}", ""]
-    lines += [f"- **{row['symbol']}** = {row['meaning']}" for row in legend_rows(g, lang)]
+    for line in legend_lines(g, lang):
+        symbol, sep, meaning = line.partition(" = ")
+        lines += [f"- **{symbol}** = {meaning}" if sep else f"{line}\n"]
     lines += ["", f"{t('source', lang)}: {g.source.citation(lang)} <{g.source.url}>", ""]
     return "\n".join(lines)
+
+
+def assessment_summary(a: Assessment, lang: Lang) -> str:
+    """A few plain lines for the patient record: date, scope and why, what needs attention,
+    and the guideline's version and status."""
+    g = a.guideline
+    status = t("in-force" if g.status.in_force else "not-in-force", lang).lower()
+    since = f" {t('since', lang)} {g.status.since.isoformat()}" if g.status.since else ""
+    lines = [
+        f"{g.publisher}: NKR {g.short_title(lang)}, {t('version', lang)} {g.version} "
+        f"({status}{since})",
+        f"{t('assessment-date', lang)}: {a.date.isoformat()}; {t('age', lang)}: {a.age_years} "
+        f"{t('years', lang)}; {t('days-since-onset', lang)}: {a.days_since_onset}, "
+        f"{a.week_text(lang)}",
+    ]
+    if a.in_scope:
+        lines.append(f"{t('in-scope', lang)}.")
+    else:
+        reasons = "; ".join(r.text(g, lang) for r in a.scope_reasons)
+        lines.append(f"{t('out-of-scope', lang)}: {reasons}.")
+    if a.safety is not None:
+        lines.append(f"{g.message('safety-title', lang)}: {a.safety.reason.text(g, lang)}")
+    attention = [r for r in a.results if r.status.needs_attention]
+    if attention:
+        lines.append(f"{t('needs-attention', lang)}:")
+        lines.extend(
+            f"- {r.recommendation.label(lang)} ({r.recommendation.symbols}): "
+            f"{t(f'status-{r.status.value}', lang)}. {r.reason.text(g, lang)}"
+            for r in attention
+        )
+    elif a.in_scope:
+        lines.append(f"{t('nothing-needs-attention', lang)}.")
+    if a.spine_surgeon_deadline is not None and not any(
+        r.status in (RecStatus.DUE, RecStatus.OVERDUE) for r in attention
+    ):
+        lines.append(a.spine_surgeon_deadline.text(g, lang))
+    lines.append(t("summary-made-by", lang))
+    return "\n".join(lines) + "\n"

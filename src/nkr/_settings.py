@@ -6,11 +6,14 @@ as guideline fact.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from nkr._clock import DEFAULT_TIMEZONE, today
 from nkr._errors import InputError, describe_validation_error
 
 # The guideline does not define "severe and disabling pain". Where nkr derives it from a 0-10
@@ -40,6 +43,8 @@ class Settings(BaseModel):
     # (e.g. "https://ehr.example.org/fhir/"). Empty: any http(s) server a caller names, which
     # is safe only with JWT authentication on.
     fhir_servers: tuple[str, ...] = ()
+    # The time zone whose date is "today" for every assessment (web, CDS Hooks, CLI).
+    timezone: str = DEFAULT_TIMEZONE
     # Benchmark only: also serve POST /_bench/parse, which parses the body and nothing more.
     bench_endpoint: bool = False
 
@@ -51,6 +56,21 @@ class Settings(BaseModel):
             if not (sep and issuer.strip() and source.strip()):
                 raise ValueError(f"'{pair}' is not 'issuer=jwks-url-or-file'")
         return pairs
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{name}' is not a known time zone (e.g. Europe/Copenhagen)"
+            ) from None
+        return name
+
+    def today(self) -> dt.date:
+        """The assessment date now: today in the configured time zone."""
+        return today(self.timezone)
 
     @field_validator("public_base_url")
     @classmethod

@@ -73,6 +73,22 @@ def test_guide_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert recs[0]["symbols"] == "↑ ⊕⊕"
 
 
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_guide_marks_the_softwares_reading_of_the_population(
+    fmt: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    assert main(["guide", "--format", fmt]) == 0
+    out = " ".join(capsys.readouterr().out.replace("\\n", " ").split())
+    assert G.scope.text.da in out
+    for assumption in G.scope_assumptions:
+        assert assumption.text.da.replace('"', "") in out.replace('\\"', "").replace('"', "")
+    assert G.legend.good_practice.da in out
+    assert G.legend.no_evidence.da in out
+    for paragraph in G.about:
+        assert paragraph.da in out
+
+
 def test_evaluate_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -82,7 +98,7 @@ def test_evaluate_table(
     out = capsys.readouterr().out
     assert "In the target population" in out
     assert "week 8 of 12" in out
-    assert "Spine-surgeon assessment due by: 2026-12-24" in out
+    assert "Spine-surgeon assessment due by 2026-12-24." in out
     assert "caution" in out
     assert "Planned now: MRI of the lumbar spine." in out
     assert "NRS ≥ 7" in out

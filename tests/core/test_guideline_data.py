@@ -10,6 +10,7 @@ import pytest
 
 import nkr
 from nkr import Certainty, Direction, Kind, Strength
+from nkr._render import legend_lines
 
 # A copy of the official Danish quick guide as extracted from its PDF (the project's seed, kept
 # in ../shared/seeds/ beside the repository); the copy keeps the tests self-contained.
@@ -179,3 +180,68 @@ def test_status_is_not_in_force_since_2023() -> None:
 def test_scope_is_adults_and_twelve_weeks() -> None:
     assert GUIDELINE.scope.min_age_years == 18
     assert GUIDELINE.scope.max_symptom_days == 84
+
+
+def _seed_prose() -> str:
+    """The seed's text as one line: whitespace folded, line-end hyphenation removed, the
+    PDF's private-use glyphs for empty certainty circles dropped."""
+    text = re.sub(r"(?<=[a-zæøå])-\n(?=[a-zæøå])", "", _seed_text())
+    text = re.sub(r"[\uf000-\uf8ff]", "", text)
+    return " ".join(text.split())
+
+
+def test_legend_paragraphs_are_verbatim() -> None:
+    legend = GUIDELINE.legend
+    prose = _seed_prose()
+    for text in (
+        legend.intro_strength,
+        legend.good_practice,
+        legend.intro_certainty,
+        legend.no_evidence,
+    ):
+        assert text.da in prose
+
+
+def test_legend_reads_in_the_seeds_order() -> None:
+    """The legend as nkr prints it, line by line, is the seed's legend in the same order."""
+    prose = _seed_prose()
+    start = prose.index("Foran anbefalingerne")
+    end = prose.index("Uddybende materiale")
+    lines = legend_lines(GUIDELINE, "da")
+    assert " ".join(lines) == prose[start:end].strip()
+
+
+def test_about_paragraphs_are_verbatim() -> None:
+    prose = _seed_prose()
+    assert len(GUIDELINE.about) == 2
+    for paragraph in GUIDELINE.about:
+        assert paragraph.da in prose
+        assert paragraph.en != paragraph.da
+
+
+def test_population_text_gives_no_detail_of_the_softwares_own_as_the_guidelines() -> None:
+    """The source says "over 18 years" and lists three signs; nkr's reading (18 or older,
+    sensory disturbance as a fourth sign) is shown as its assumptions."""
+    for lang in nkr.LANGS:
+        text = GUIDELINE.scope.text(lang).lower()
+        assert "18 år eller ældre" not in text
+        assert "18 years or older" not in text
+        assert "føleforstyrrelse" not in text
+        assert "sensory" not in text
+    assert "over 18 år" in GUIDELINE.scope.text.da
+    ids = [a.id for a in GUIDELINE.scope_assumptions]
+    assert ids == ["age-18-or-older", "sensory-disturbance-sign"]
+    assert "fyldt 18 år" in GUIDELINE.scope_assumptions[0].text.da
+
+
+def test_english_says_involvement_and_direction_specific() -> None:
+    """The English wording adds no mechanism ("compression") and no "keep up"."""
+    texts = [GUIDELINE.title.en, GUIDELINE.short_title.en, GUIDELINE.source.citation.en]
+    texts += [r.wording.en for r in GUIDELINE.recommendations]
+    texts += [label.en for vocab in GUIDELINE.vocabulary.values() for label in vocab.values()]
+    for text in texts:
+        assert "compression" not in text
+        assert "keep up" not in text
+        assert "directional-specific" not in text.lower()
+    assert "nerve-root involvement" in GUIDELINE.title.en
+    assert "direction-specific" in GUIDELINE.recommendation("specific-exercise").wording.en

@@ -49,7 +49,7 @@ def test_graded_without_certainty(tmp_path: Path) -> None:
 
 
 def test_good_practice_with_a_strength(tmp_path: Path) -> None:
-    old = 'id = "combined-exercise"\nsection = "active-treatment"\nkind = "good-practice"\n'
+    old = 'section = "active-treatment"\nkind = "good-practice"\n'
     message = _broken(tmp_path, old, old + 'strength = "weak"\n')
     assert "recommendations[3]" in message
     assert "no 'strength' or 'certainty'" in message
@@ -110,7 +110,6 @@ version = "1.0"
 published = 2016-01-01
 title = {{ da = "Eksempel", en = "Example" }}
 short_title = {{ da = "Eksempel", en = "Example" }}
-about = {{ da = "Om", en = "About" }}
 status = {{ in_force = true, text = {{ da = "Gældende", en = "In force" }} }}
 source = {{ url = "https://example.org", citation = {{ da = "Kilde", en = "Source" }} }}
 scope = {{ min_age_years = 18, max_symptom_days = 42, text = {{ da = "V", en = "A" }} }}
@@ -121,6 +120,7 @@ heading = {{ da = "Et", en = "One" }}
 
 [[recommendations]]
 id = "strong-for"
+label = {{ da = "X", en = "X" }}
 section = "one"
 kind = "graded"
 direction = "for"
@@ -130,6 +130,7 @@ wording = {{ da = "Tilbyd X.", en = "Offer X." }}
 
 [[recommendations]]
 id = "strong-against"
+label = {{ da = "Y", en = "Y" }}
 section = "one"
 kind = "graded"
 direction = "against"
@@ -140,8 +141,16 @@ wording = {{ da = "Tilbyd ikke Y.", en = "Do not offer Y." }}
 {legend_toml}
 """
     g = load_guideline(_write(tmp_path, text))
+    assert g.about == ()
     assert [r.symbols for r in g.recommendations] == ["↑↑ ⊕⊕⊕⊕", "↓↓ ⊕⊕⊕"]
     assert g.recommendations[0].kind is Kind.GRADED
+
+
+def test_scope_reading_names_known_assumptions(tmp_path: Path) -> None:
+    message = _broken(
+        tmp_path, 'assumptions = ["age-18-or-older"', 'assumptions = ["age-17-or-older"'
+    )
+    assert "scope.reading.assumptions: unknown assumption 'age-17-or-older'" in message
 
 
 def test_broken_messages_file_names_the_file_and_key(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Page, expect
 
 import nkr
 from nkr import Lang
+from nkr._i18n import t as _t
 
 Shot = Callable[..., None]
 Check = Callable[[Page], None]
@@ -138,13 +139,22 @@ def test_assessment_in_scope(page: Page, server: str, shot: Shot, accessible: Ch
     expect(page.locator("html")).to_have_attribute("lang", "da")
     expect(page.locator(".scope-verdict")).to_have_text("I målgruppen")
     expect(page.locator(".facts")).to_contain_text("uge 3 af 12")
+    due = (dt.date.today() + dt.timedelta(days=64)).isoformat()
+    # Only the condition it is: no severe pain is recorded.
     expect(page.locator("#spine-surgeon-due")).to_have_text(
-        (dt.date.today() + dt.timedelta(days=64)).isoformat()
+        G.message("surgeon-deadline-if", "da", due_date=due)
     )
     for rec in G.recommendations:
         expected = "not-applicable" if rec.id == "spine-surgeon-assessment" else "applies"
         assert _status(page, rec.id) == expected, rec.id
-    expect(page.locator("#result-mri .badge")).to_have_text("gælder")
+    # A recommendation against that applies is no green go-ahead.
+    against = page.locator("#group-applies-against")
+    expect(against.locator("summary .badge")).to_have_text("gælder – anbefaling imod")
+    expect(against.locator("#result-mri")).to_be_attached()
+    # Nothing needs attention: the rest is a line per status, collapsed.
+    expect(page.locator("#attention")).to_have_count(0)
+    expect(page.locator("#group-applies summary")).to_contain_text("6 anbefalinger")
+    expect(page.locator("#result-physical-activity")).to_be_hidden()
     expect(page.locator("#safety")).to_have_count(0)
     assert page.locator(".assumptions li").count() == len(G.assumptions)
     accessible(page)
@@ -198,10 +208,17 @@ def test_assessment_beyond_12_weeks_with_severe_pain_is_overdue(
     )
     _submit(page)
     assert _status(page, "spine-surgeon-assessment") == "overdue"
-    expect(page.locator("#result-spine-surgeon-assessment .badge")).to_have_text("overskredet")
+    expect(page.locator("#result-spine-surgeon-assessment .badge")).to_have_text(
+        "frist overskredet"
+    )
     due = (onset + dt.timedelta(days=84)).isoformat()
     expect(page.locator("#result-spine-surgeon-assessment .reason")).to_contain_text(due)
+    expect(page.locator("#attention #result-spine-surgeon-assessment")).to_be_visible()
     expect(page.locator(".scope-reasons")).to_contain_text("100 dage")
+    expect(page.locator(".facts")).to_contain_text("uge 15 (ud over de 12 uger)")
+    expect(page.locator("#spine-surgeon-due")).to_have_text(
+        G.message("surgeon-deadline-overdue", "da", due_date=due)
+    )
     shot(page, "10-result-overdue-da")
 
 
@@ -286,18 +303,144 @@ def _pdf_pages(page: Page) -> int:
     return pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
 
 
+RESULT_TEXTS = {
+    "da": {
+        "print": "Udskriftsvenlig visning",
+        "other": "English",
+        "patient": "Patient (navn/CPR):",
+    },
+    "en": {"print": "Print view", "other": "Dansk", "patient": "Patient (name/CPR no.):"},
+}
+
+
+@pytest.mark.parametrize("lang", ["da", "en"])
+def test_result_with_caution_and_due_then_print_view(
+    page: Page, server: str, lang: Lang, shot: Shot, accessible: Check
+) -> None:
+    """The typical case: an MRI planned, the spine-surgeon assessment due. What needs
+    attention comes first, the rest in a line each; the print view fits two A4 pages."""
+    texts = RESULT_TEXTS[lang]
+    page.goto(f"{server}/vurdering?lang={lang}")
+    _fill_case(
+        page,
+        age="52",
+        onset=_days_ago(70),
+        signs=("radicular_leg_pain", "reflex_loss"),
+        severe_pain=True,
+        treatments=("supervised_exercise",),
+        planned=("mri",),
+    )
+    _submit(page)
+    expect(page.locator("html")).to_have_attribute("lang", lang)
+    attention = page.locator("#attention")
+    expect(attention.locator(".result-label")).to_have_text(
+        [G.by_id["mri"].label(lang), G.by_id["spine-surgeon-assessment"].label(lang)]
+    )
+    expect(attention.locator("#result-spine-surgeon-assessment .badge")).to_have_text(
+        {"da": "frist", "en": "due"}[lang]
+    )
+    expect(attention.locator("#result-mri .wording")).to_have_text(G.by_id["mri"].wording(lang))
+    expect(page.locator("#spine-surgeon-due")).to_be_visible()
+    # Everything that merely applies is one collapsed line: open it without JavaScript.
+    applies = page.locator("#group-applies")
+    expect(applies.locator("#result-supervised-exercise")).to_be_hidden()
+    accessible(page)
+    shot(page, f"19-result-caution-due-{lang}")
+    applies.locator("summary").click()
+    expect(applies.locator("#result-supervised-exercise .wording")).to_have_text(
+        G.by_id["supervised-exercise"].wording(lang)
+    )
+    page.locator("#record-summary summary").click()
+    expect(page.locator("#record-summary-text")).to_be_visible()
+    accessible(page)
+    shot(page, f"20-result-caution-due-open-{lang}")
+
+    with page.expect_navigation():
+        page.get_by_role("button", name=texts["print"]).click()
+    expect(page.locator("body")).to_have_class("print-view")
+    expect(page.locator("#patient-id")).to_be_visible()
+    expect(page.locator("#patient-id")).to_have_text(texts["patient"])
+    expect(page.locator("#record-summary-text")).to_be_visible()
+    # No patient data in the address.
+    assert "symptom_onset" not in page.url
+    accessible(page)
+    shot(page, f"21-result-print-view-{lang}")
+    page.emulate_media(media="print")
+    expect(page.locator("#record-summary")).to_be_hidden()
+    expect(page.locator("#patient-id")).to_be_visible()
+    pages = _pdf_pages(page)
+    print(f"print view PDF ({lang}): {pages} page(s)")
+    assert pages <= 2
+    # The width of an A4 page inside its margins (210 mm - 2 x 14 mm at 96 dpi).
+    page.set_viewport_size({"width": 688, "height": 1017})
+    shot(page, f"22-result-print-media-{lang}")
+
+
+@pytest.mark.parametrize("lang", ["da", "en"])
+def test_result_out_of_scope_is_short(
+    page: Page, server: str, lang: Lang, shot: Shot, accessible: Check
+) -> None:
+    page.goto(f"{server}/vurdering?lang={lang}")
+    _fill_case(page, age="44", onset=_days_ago(101))
+    _submit(page)
+    expect(page.locator(".scope-verdict")).to_have_text(_t("out-of-scope", lang))
+    expect(page.locator(".facts")).to_contain_text(G.message("week-beyond", lang, week=15))
+    expect(page.locator("#spine-surgeon-due")).to_have_count(0)
+    expect(page.locator("#attention")).to_have_count(0)
+    group = page.locator("#group-not-applicable")
+    expect(group.locator("summary")).to_contain_text(
+        {"da": "10 anbefalinger", "en": "10 recommendations"}[lang]
+    )
+    accessible(page)
+    shot(page, f"23-result-out-of-scope-{lang}")
+
+
+def test_against_looks_the_same_in_the_guide_and_the_result(page: Page, server: str) -> None:
+    """Acupuncture's √ against (and MRI's ↓) in the quick guide's colour for a recommendation
+    against, on both pages; the badge in that colour too, never the green of a go-ahead."""
+
+    def colour(selector: str, prop: str = "color") -> str:
+        return str(page.locator(selector).first.evaluate(f"e => getComputedStyle(e)['{prop}']"))
+
+    page.goto(f"{server}/")
+    guide_against = colour("#rec-acupuncture .symbols")
+    guide_for = colour("#rec-physical-activity .symbols")
+    assert guide_against == colour("#rec-mri .symbols")
+    assert guide_against != guide_for
+    page.goto(f"{server}/vurdering?age=45&symptom_onset={_days_ago(20)}&signs=reflex_loss")
+    page.locator("#group-applies-against summary").click()
+    for rec_id in ("acupuncture", "mri", "glucocorticoid-injection"):
+        assert colour(f"#result-{rec_id} .result-symbols") == guide_against, rec_id
+    assert colour("#result-physical-activity .result-symbols") == guide_for
+    badge = "#group-applies-against summary .badge"
+    assert colour(badge) == guide_against
+    green = colour("#group-applies summary .badge")
+    assert colour(badge) != green
+    bar = colour("#group-applies-against", "border-left-color")
+    assert bar != colour("#group-applies", "border-left-color")
+
+
 @pytest.mark.parametrize("lang", ["da", "en"])
 def test_patient_handout_is_one_printed_page(
     page: Page, server: str, lang: Lang, shot: Shot, accessible: Check
 ) -> None:
+    from nkr.web._handout import handout
+
     page.goto(f"{server}/pjece?lang={lang}")
     expect(page.locator("html")).to_have_attribute("lang", lang)
-    expect(page.locator(".handout-status")).to_contain_text(G.status.text(lang))
+    expect(page.locator(".handout-status")).to_contain_text(handout().status.text(G, lang))
     expect(page.locator(".handout-source")).to_contain_text(G.source.url)
+    safety = page.locator("#safety-netting")
+    expect(safety).to_be_visible()
+    expect(safety.locator(".handout-safety-label")).to_have_text(
+        handout().safety_netting.label(lang)
+    )
+    expect(safety.locator("li")).to_have_count(len(handout().safety_netting.signs))
     accessible(page)
     shot(page, f"15-handout-{lang}")
     page.emulate_media(media="print")
     assert _pdf_pages(page) == 1
+    expect(safety).to_be_visible()  # the warning signs are printed, too
     shot(page, f"16-handout-print-{lang}")
 
 

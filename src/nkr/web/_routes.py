@@ -3,14 +3,15 @@ and renders a template; nothing clinical is decided here."""
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from nkr._assessment import Assessment
-from nkr._guideline import Lang
+from nkr._guideline import Lang, Recommendation
+from nkr._render import assessment_summary
 from nkr._settings import Settings
 from nkr.guidelines.lumbar_radiculopathy import guideline
 from nkr.web import _cds
@@ -24,8 +25,66 @@ ASSESSMENT_PATH = "/vurdering"
 INTEGRATION_PATH = "/integration"
 
 
-def _today() -> dt.date:
-    return dt.date.today()
+@dataclass(frozen=True, slots=True)
+class ResultItem:
+    """One recommendation as the result page shows it. ``shown`` is the status as presented:
+    the engine's, except that a recommendation *against* that merely applies is shown as
+    ``applies-against`` (never as the go-ahead a recommendation for would get)."""
+
+    rec: Recommendation
+    status: str
+    shown: str
+    reason: str
+    wording: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResultGroup:
+    """Recommendations with the same shown status and the same reason: one line on the page,
+    the recommendations inside. A group of one is shown as the item itself."""
+
+    anchor: str
+    shown: str
+    reason: str
+    items: tuple[ResultItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultView:
+    attention: tuple[ResultItem, ...]
+    groups: tuple[ResultGroup, ...]
+    # "if", "due" or "overdue": how the spine-surgeon date reads; None when it is not shown.
+    deadline_kind: str | None
+    summary: str
+
+
+def result_view(a: Assessment, lang: Lang) -> ResultView:
+    """What needs attention first (caution, due, overdue), then the rest grouped by shown
+    status and reason, in the guideline's order of each group's first recommendation."""
+    g = a.guideline
+    attention: list[ResultItem] = []
+    grouped: dict[tuple[str, str], list[ResultItem]] = {}
+    for r in a.results:
+        rec = r.recommendation
+        item = ResultItem(
+            rec=rec,
+            status=r.status.value,
+            shown="applies-against" if r.applies_against else r.status.value,
+            reason=r.reason.text(g, lang),
+            wording=rec.wording(lang),
+        )
+        if r.status.needs_attention:
+            attention.append(item)
+        else:
+            grouped.setdefault((item.shown, item.reason), []).append(item)
+    groups: list[ResultGroup] = []
+    for (shown, reason), members in grouped.items():
+        same = sum(1 for group in groups if group.shown == shown)
+        anchor = f"group-{shown}" if same == 0 else f"group-{shown}-{same + 1}"
+        groups.append(ResultGroup(anchor, shown, reason, tuple(members)))
+    deadline = a.spine_surgeon_deadline
+    kind = None if deadline is None else deadline.key.removeprefix("surgeon-deadline-")
+    return ResultView(tuple(attention), tuple(groups), kind, assessment_summary(a, lang))
 
 
 def not_found_page(path: str, lang: str | None) -> HTMLResponse:
@@ -86,7 +145,7 @@ def create_router(settings: Settings) -> APIRouter:
     def _assessment_page(items: list[tuple[str, str]], clock: Clock, method: str) -> HTMLResponse:
         params = dict(items)
         language = parse_lang(params.get("lang"))
-        today = _today()
+        today = settings.today()
         has_case = any(name in params for name in CASE_FIELDS)
         form = CaseForm.from_items(items) if has_case else CaseForm.blank(today)
         if params.get("view") == "edit" or not has_case:
@@ -136,9 +195,10 @@ def create_router(settings: Settings) -> APIRouter:
             a=a,
             form=form,
             result=a.to_json(lang, pain_threshold=settings.pain_threshold),
+            view=result_view(a, lang),
             hidden=hidden,
             print_view=print_view,
-            printed_on=_today(),
+            printed_on=settings.today(),
             query=None if posted else hidden + extra,
             switch_form=hidden + extra if posted else None,
         )
@@ -178,7 +238,7 @@ def create_router(settings: Settings) -> APIRouter:
         sample = _cds.samples().get(params.get("sample", ""))
         if service is not None and sample is not None:
             result = await _cds.call_service(
-                request.app, language, base_url, service, sample, _today()
+                request.app, language, base_url, service, sample, settings.today()
             )
         partial = params.get("partial") == "1"
         return render(

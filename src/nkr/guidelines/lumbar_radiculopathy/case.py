@@ -35,7 +35,7 @@ CASE_FORMAT_VERSION: Literal[1] = 1
 
 
 class Case(BaseModel):
-    """A patient with (suspected) recent-onset lumbar nerve-root compression.
+    """A patient with (suspected) recent-onset lumbar nerve-root involvement.
 
     Give ``birth_date`` or ``age`` (whole years on the assessment date), not both.
     """

@@ -186,6 +186,20 @@ def _safety(case: Case) -> SafetyNotice | None:
     return SafetyNotice(flags, acute, Reason(key, (("flags", terms),)))
 
 
+def _deadline(ctx: Context, surgeon: RecStatus | None) -> Reason | None:
+    """How the spine-surgeon date is shown, if at all: as due or overdue when it is; as the
+    condition it is for a patient in scope without that need (yet); nowhere else (out of
+    scope, a red flag, under 18), where a date would read as a deadline that applies."""
+    due = (("due_date", ctx.spine_surgeon_due),)
+    if surgeon is RecStatus.DUE:
+        return Reason("surgeon-deadline-due", due)
+    if surgeon is RecStatus.OVERDUE:
+        return Reason("surgeon-deadline-overdue", due)
+    if ctx.in_scope:
+        return Reason("surgeon-deadline-if", due)
+    return None
+
+
 def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
     """Assess ``case`` against ``guideline`` on the date ``on``.
 
@@ -216,9 +230,13 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
         applies=Outcome(RecStatus.APPLIES, in_scope_reason) if in_scope else not_in_scope,
     )
     results: list[RecommendationResult] = []
+    surgeon: RecStatus | None = None
     for rec in guideline.recommendations:
         outcome = RULES[rec.id](ctx)
         results.append(RecommendationResult(rec, outcome.status, outcome.reason))
+        if rec.id == "spine-surgeon-assessment":
+            surgeon = outcome.status
+    deadline = _deadline(ctx, surgeon)
     return Assessment(
         guideline=guideline,
         date=on,
@@ -228,7 +246,8 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
         in_scope=in_scope,
         scope_reasons=scope_reasons,
         safety=_safety(case),
-        spine_surgeon_due=ctx.spine_surgeon_due,
+        spine_surgeon_due=None if deadline is None else ctx.spine_surgeon_due,
         results=tuple(results),
         assumptions=tuple([a.id for a in guideline.assumptions]),
+        spine_surgeon_deadline=deadline,
     )
