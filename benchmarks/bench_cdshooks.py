@@ -306,10 +306,14 @@ async def open_loop(port: int, request: bytes, rate: float, seconds: float) -> R
 # -- main ---------------------------------------------------------------------------------------
 
 
+# The service answers JSON declared as such only (415 otherwise).
+JSON = {"Content-Type": "application/json"}
+
+
 def check_answers(port: int, bodies: dict[str, bytes]) -> None:
     base = f"http://127.0.0.1:{port}"
     for path, expected in ((PATIENT_VIEW, 2), (ORDER_SIGN, 1)):
-        response = httpx.post(base + path, content=bodies[path], timeout=10)
+        response = httpx.post(base + path, content=bodies[path], headers=JSON, timeout=10)
         cards = response.json().get("cards", [])
         if response.status_code != 200 or len(cards) != expected:
             raise SystemExit(f"{path}: unexpected answer {response.status_code}: {response.text}")

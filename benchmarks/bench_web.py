@@ -16,26 +16,24 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 
 from nkr._devserver import start_server, stop_server
 
 ONSET = (dt.date.today() - dt.timedelta(days=20)).isoformat()
-RESULT = f"/vurdering?age=45&symptom_onset={ONSET}&signs=reflex_loss&planned=mri"
+# The result page comes only from a POST (no patient data in URLs).
+CASE = {"age": "45", "symptom_onset": ONSET, "signs": "reflex_loss", "planned": "mri"}
 PAGES = {
     "quick guide": ("GET", "/", None),
     "quick guide (en)": ("GET", "/?lang=en", None),
     "recommendation": ("GET", "/anbefalinger/spine-surgeon-assessment", None),
     "unknown recommendation (404)": ("GET", "/anbefalinger/findes-ikke", None),
     "assessment form": ("GET", "/vurdering", None),
-    "assessment result": ("GET", RESULT, None),
-    "assessment result, print view": ("GET", RESULT + "&print=1", None),
-    "assessment POST": (
-        "POST",
-        "/vurdering",
-        {"age": "45", "symptom_onset": ONSET, "signs": "reflex_loss", "planned": "mri"},
-    ),
+    "assessment result": ("POST", "/vurdering", CASE),
+    "assessment result, print view": ("POST", "/vurdering", CASE | {"print": "1"}),
+    "assessment GET with a case (303)": ("GET", f"/vurdering?{urlencode(CASE)}", None),
     "assessment POST, invalid": ("POST", "/vurdering", {"age": "45", "symptom_onset": "x"}),
     "patient handout": ("GET", "/pjece", None),
     "integrators page": ("GET", "/integration", None),

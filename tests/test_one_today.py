@@ -37,7 +37,7 @@ def _settings(tmp_path: Path, **env: str) -> Settings:
 
 def _client(settings: Settings) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=create_app(settings))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
 
 
 def _hook_request() -> dict[str, Any]:

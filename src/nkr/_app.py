@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
-from nkr import cdshooks, fhir, web
-from nkr._middleware import BodySizeLimit
+from nkr import _ops, cdshooks, fhir, web
+from nkr._middleware import BodySizeLimit, RequestHeadGuard
 from nkr._settings import Settings
 from nkr.fhir import IssueType, outcome_response
 
@@ -30,6 +31,23 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """A parameter FastAPI itself validated (such as an over-long ``lang``): the app's own 400
+    page on the web pages, an OperationOutcome naming the parameter on the API, instead of
+    FastAPI's 422 JSON. Neither echoes the value (it may be anything a URL can carry)."""
+    assert isinstance(exc, RequestValidationError)
+    if not request.url.path.startswith(_API_PATHS):
+        return web.bad_request_page()
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = [str(part) for part in first.get("loc", ())]
+    # ("query", "lang") names the parameter "lang"; a body location keeps its path.
+    parameter = loc[:1] in (["query"], ["path"], ["header"], ["cookie"])
+    name = ".".join(loc[1:] if parameter else loc) or "request"
+    problem = str(first.get("msg", "invalid value"))
+    return outcome_response(400, "invalid", f"{name}: {problem}", expression=name)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application from ``settings`` (default: the ``NKR_*`` environment)."""
     settings = settings or Settings.from_env()
@@ -40,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    # /healthz, /readyz and /metrics (operators' endpoints, no JWT, not in the OpenAPI document).
+    app.include_router(_ops.create_router(settings))
     app.include_router(cdshooks.create_router(settings))
     app.include_router(fhir.create_router(settings))
     app.include_router(web.create_router(settings))
@@ -53,4 +74,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Accept-Language"],
             max_age=600,
         )
+    # Outermost: an oversized head or a Host not allowed is refused before anything reads it.
+    app.add_middleware(
+        RequestHeadGuard,
+        max_header_bytes=settings.max_header_bytes,
+        allowed_hosts=settings.allowed_hosts,
+        public_base_url=settings.public_base_url,
+        api_paths=_API_PATHS,
+    )
+    if settings.metrics_token:
+        # Around even the head guard, so that its refusals are counted too (it reads no
+        # header, only the route the router matched, afterwards).
+        app.add_middleware(_ops.Metrics)
     return app

@@ -309,20 +309,38 @@ def serve_command(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    http: Annotated[
+        str, typer.Option("--http", help="HTTP implementation: httptools (default) or h11.")
+    ] = "httptools",
 ) -> None:
     """Start the web app, the CDS Hooks service and the FHIR endpoints."""
     import uvicorn
 
+    from nkr._http import PROTOCOLS
     from nkr._settings import Settings
 
-    Settings.from_env()  # fail fast, with one line, on a bad NKR_* setting
+    settings = Settings.from_env()  # fail fast, with one line, on a bad NKR_* setting
+    if http not in PROTOCOLS:
+        raise InputError(f"--http: '{http}' is not one of {', '.join(PROTOCOLS)}")
+    if workers > 1 and settings.metrics_token:
+        # Each worker counts in its own files there; /metrics sums them (nkr._metrics).
+        from nkr._metrics import prepare_multiprocess
+
+        prepare_multiprocess(settings.data_dir)
     uvicorn.run(
         "nkr._app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        http="httptools",
+        # uvicorn's protocols with a limit on the request head (431 past NKR_MAX_HEADER_BYTES,
+        # before anything parses it); h11's own buffer limit set to the same.
+        http=PROTOCOLS[http],
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # X-Forwarded-Proto/-For only from NKR_TRUSTED_PROXIES; uvicorn would otherwise trust
+        # them from 127.0.0.1, so that any local client could choose the scheme of card links.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         loop="uvloop",
         access_log=False,
         log_level="info",

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -20,11 +21,18 @@ def free_port() -> int:
 
 
 def start_server(
-    env_overrides: dict[str, str], data_dir: Path, *, timeout: float = 30.0
+    env_overrides: dict[str, str],
+    data_dir: Path,
+    *,
+    timeout: float = 30.0,
+    args: Sequence[str] = (),
+    port: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start the server with a clean ``NKR_*`` environment plus ``env_overrides``; return the
-    process and its base URL once it answers."""
-    port = free_port()
+    """Start the server with a clean ``NKR_*`` environment plus ``env_overrides`` (and extra
+    ``nkr serve`` arguments, e.g. ``--workers 2``); return the process and its base URL once
+    it answers. ``port``: a port chosen beforehand (for a setting that names the server's own
+    URL, such as ``NKR_PUBLIC_BASE_URL``); default a free one."""
+    port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NKR_")}
     env["NKR_DATA_DIR"] = str(data_dir)
     env.update(env_overrides)
@@ -32,7 +40,7 @@ def start_server(
     log_path = data_dir / "server.log"
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "nkr", "serve", "--port", str(port)],
+            [sys.executable, "-m", "nkr", "serve", "--port", str(port), *args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -7,11 +7,20 @@ as guideline fact.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from nkr._clock import DEFAULT_TIMEZONE, today
 from nkr._errors import InputError, describe_validation_error
@@ -19,6 +28,33 @@ from nkr._errors import InputError, describe_validation_error
 # The guideline does not define "severe and disabling pain". Where nkr derives it from a 0-10
 # pain score (NRS), this is the threshold it assumes unless a deployment configures another.
 DEFAULT_PAIN_THRESHOLD = 7
+
+# A Host header value (RFC 9110: uri-host [":" port]) as nkr accepts it: a DNS-style name or
+# IPv4 address, or an IPv6 address in brackets, and ASCII digits for the port. Anything else
+# (userinfo, spaces, a path, non-ASCII) is not a host.
+_HOST = re.compile(
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9_])?)"
+    r"(?::(?P<port>[0-9]{1,5}))?",
+    re.ASCII,
+)
+
+
+def host_name(value: str) -> str | None:
+    """The host of a Host header value or ``NKR_ALLOWED_HOSTS`` entry, lower-cased and without
+    its port (IPv6 in brackets); None when it is not a well-formed host."""
+    match = _HOST.fullmatch(value)
+    if match is None or (match["port"] is not None and int(match["port"]) > 65535):
+        return None
+    host = match["host"].lower()
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return None
+        return host
+    if any(not 0 < len(label) <= 63 for label in host.split(".")):
+        return None
+    return host
 
 
 class Settings(BaseModel):
@@ -40,9 +76,30 @@ class Settings(BaseModel):
     # Unset: taken from the request (scheme, Host header, root path).
     public_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
     # URL prefixes of the FHIR servers the CDS Hooks service may fetch missing prefetch from
-    # (e.g. "https://ehr.example.org/fhir/"). Empty: any http(s) server a caller names, which
-    # is safe only with JWT authentication on.
+    # (e.g. "https://ehr.example.org/fhir/"). Empty: nkr fetches from no server at all (deny
+    # by default); a request that lacks a prefetch key then gets 412.
     fhir_servers: tuple[str, ...] = ()
+    # The most bytes nkr reads from FHIR servers for one call (every answer to it, all keys
+    # and pages together, gzip inflated); more is cut off while streaming and the call gets 412.
+    fhir_max_response_bytes: int = Field(default=4_000_000, ge=10_000)
+    # How many prefetch fetches may be in flight at once (across all calls of a worker);
+    # beyond it a call that needs one gets 503 with Retry-After.
+    fhir_max_concurrent_fetches: int = Field(default=16, ge=1, le=1000)
+    # The most bytes of request headers (all names and values together); larger: 431.
+    max_header_bytes: int = Field(default=16_384, ge=1_024, le=1_048_576)
+    # The longest bearer token looked at; longer: 401 before any JWT work.
+    max_token_bytes: int = Field(default=8_192, ge=256, le=65_536)
+    # Host header values the service answers to, compared lower-cased and without port ("*"
+    # for any well-formed host). The host of NKR_PUBLIC_BASE_URL is always allowed. Other Host
+    # values get 400 (nkr._middleware.RequestHeadGuard).
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-Proto/-For headers are
+    # trusted; none by default (nkr serve passes them to uvicorn's forwarded_allow_ips).
+    trusted_proxies: tuple[str, ...] = ()
+    # How long issued-card records (for feedback) are kept, in days; older ones are pruned.
+    card_retention_days: int = Field(default=90, ge=1, le=3650)
+    # Bearer token that GET /metrics requires; unset: /metrics is off (404).
+    metrics_token: str | None = Field(default=None, min_length=16)
     # The time zone whose date is "today" for every assessment (web, CDS Hooks, CLI).
     timezone: str = DEFAULT_TIMEZONE
     # Benchmark only: also serve POST /_bench/parse, which parses the body and nothing more.
@@ -56,6 +113,46 @@ class Settings(BaseModel):
             if not (sep and issuer.strip() and source.strip()):
                 raise ValueError(f"'{pair}' is not 'issuer=jwks-url-or-file'")
         return pairs
+
+    @field_validator("fhir_servers")
+    @classmethod
+    def _fhir_server_bases(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        # Checked as the CDS Hooks service will read them, so that a bad entry stops start-up
+        # with one line (which names the entry by number: it could hold a password).
+        from nkr.fhir._fetch import FhirServers
+
+        FhirServers(urls)
+        return urls
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        for host in hosts:
+            if host != "*" and host_name(host) is None:
+                raise ValueError(f"'{host}' is not a host name or address (or '*')")
+        return hosts
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, proxies: tuple[str, ...]) -> tuple[str, ...]:
+        for proxy in proxies:
+            try:
+                if proxy != "*":
+                    ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"'{proxy}' is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return proxies
+
+    @model_validator(mode="after")
+    def _auth_needs_a_public_url(self) -> Settings:
+        if self.jwt_issuers and self.public_base_url is None:
+            raise ValueError(
+                "public_base_url: required when NKR_JWT_ISSUERS is set (a JWT's aud is "
+                "checked against it, never against the request's Host header)"
+            )
+        return self
 
     @field_validator("timezone")
     @classmethod

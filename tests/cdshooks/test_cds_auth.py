@@ -1,7 +1,8 @@
 """JWT authentication per CDS Hooks 2.0, against a real server with NKR_JWT_ISSUERS set.
 
 Keys are generated here (EC P-384 and RSA); one issuer's JWKS is a file, the other's is served
-over loopback HTTP.
+over loopback HTTP. The server is called at its loopback address, and a token's ``aud`` is the
+endpoint under NKR_PUBLIC_BASE_URL (what the EHR knows the service as), not the address called.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .fhir_data import SERVICE_IDS, hook_request
 
 FILE_ISSUER = "https://ehr.example.org"
 URL_ISSUER = "https://other-ehr.example.org/auth"
+PUBLIC = "https://cds.example.org"
 
 
 @dataclass
@@ -44,6 +46,11 @@ class AuthServer:
     jwks_url: str
 
     def endpoint(self, hook: str = "patient-view") -> str:
+        """The endpoint's public URL: what ``aud`` must be."""
+        return f"{PUBLIC}/cds-services/{SERVICE_IDS[hook]}"
+
+    def address(self, hook: str = "patient-view") -> str:
+        """Where the test calls the endpoint."""
         return f"{self.base}/cds-services/{SERVICE_IDS[hook]}"
 
 
@@ -78,7 +85,7 @@ def auth_server(
     jwks_server = Loopback(lambda _: (200, served))
     jwks_url = f"{jwks_server.url}/.well-known/jwks.json"
     issuers = f"{FILE_ISSUER}={Path(jwks_file)},{URL_ISSUER}={jwks_url}"
-    base = server_factory({"NKR_JWT_ISSUERS": issuers})
+    base = server_factory({"NKR_JWT_ISSUERS": issuers, "NKR_PUBLIC_BASE_URL": PUBLIC})
     yield AuthServer(base, keys, jwks_url)
     jwks_server.close()
 
@@ -114,7 +121,7 @@ def call(server: AuthServer, bearer: str | None, hook: str = "patient-view") -> 
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
     return httpx.post(
-        server.endpoint(hook), content=orjson.dumps(hook_request(hook)), headers=headers
+        server.address(hook), content=orjson.dumps(hook_request(hook)), headers=headers
     )
 
 
@@ -154,7 +161,7 @@ def test_rs384_from_jwks_url_passes(auth_server: AuthServer) -> None:
 def test_missing_token(auth_server: AuthServer) -> None:
     assert "Authorization" in refused(call(auth_server, None))
     response = httpx.post(
-        auth_server.endpoint(), content=b"{}", headers={"Authorization": "Basic dXNlcjpwdw=="}
+        auth_server.address(), content=b"{}", headers={"Authorization": "Basic dXNlcjpwdw=="}
     )
     refused(response)
 
@@ -175,7 +182,9 @@ def test_hmac_token(auth_server: AuthServer) -> None:
 
 def test_wrong_audience(auth_server: AuthServer) -> None:
     keys, endpoint = auth_server.keys, auth_server.endpoint()
-    for aud in (auth_server.base, auth_server.endpoint("order-sign"), endpoint + "/"):
+    # The address called is not the aud either: only NKR_PUBLIC_BASE_URL's endpoint is.
+    wrong = (auth_server.base, auth_server.endpoint("order-sign"), endpoint + "/")
+    for aud in (*wrong, auth_server.address()):
         assert "aud" in refused(call(auth_server, token(keys.es, "ES384", aud=aud)))
 
 
@@ -212,13 +221,27 @@ def test_signed_by_another_key(auth_server: AuthServer) -> None:
 
 
 def test_jku_not_on_allowlist(auth_server: AuthServer) -> None:
+    # An issuer with a JWKS URL: that URL is the only jku allowed.
     elsewhere = token(
+        auth_server.keys.url_rs,
+        "RS384",
+        aud=auth_server.endpoint(),
+        iss=URL_ISSUER,
+        kid="url-rsa",
+        headers={"jku": "https://attacker.example/jwks.json"},
+    )
+    assert "jku" in refused(call(auth_server, elsewhere))
+
+
+def test_jku_ignored_with_keys_from_a_file(auth_server: AuthServer) -> None:
+    # An issuer with a JWKS file: verified with the file's keys; its jku is never fetched.
+    with_jku = token(
         auth_server.keys.es,
         "ES384",
         aud=auth_server.endpoint(),
         headers={"jku": "https://attacker.example/jwks.json"},
     )
-    assert "jku" in refused(call(auth_server, elsewhere))
+    assert call(auth_server, with_jku).status_code == 200
 
 
 def test_key_of_other_issuer_refused(auth_server: AuthServer) -> None:
@@ -237,22 +260,27 @@ def test_discovery_stays_open(auth_server: AuthServer) -> None:
 
 
 def test_feedback_needs_its_own_audience(auth_server: AuthServer) -> None:
-    url = auth_server.endpoint() + "/feedback"
+    # Feedback on a card the service really issued, with a reason that card offers.
+    issued = call(auth_server, token(auth_server.keys.es, "ES384", aud=auth_server.endpoint()))
+    [card] = issued.json()["cards"]
+    url = auth_server.address() + "/feedback"
+    aud = auth_server.endpoint() + "/feedback"
     body = orjson.dumps(
         {
             "feedback": [
                 {
-                    "card": str(uuid.uuid4()),
-                    "outcome": "accepted",
-                    "acceptedSuggestions": [{"id": str(uuid.uuid4())}],
+                    "card": card["uuid"],
+                    "outcome": "overridden",
+                    "overrideReason": {"reason": card["overrideReasons"][0]},
                     "outcomeTimestamp": "2026-11-26T08:00:00Z",
                 }
             ]
         }
     )
     keys = auth_server.keys
+    json = {"Content-Type": "application/json"}
     wrong = token(keys.es, "ES384", aud=auth_server.endpoint())
-    refused(httpx.post(url, content=body, headers={"Authorization": f"Bearer {wrong}"}))
-    right = token(keys.es, "ES384", aud=url)
-    response = httpx.post(url, content=body, headers={"Authorization": f"Bearer {right}"})
-    assert response.status_code == 200
+    refused(httpx.post(url, content=body, headers={"Authorization": f"Bearer {wrong}"} | json))
+    right = token(keys.es, "ES384", aud=aud)
+    response = httpx.post(url, content=body, headers={"Authorization": f"Bearer {right}"} | json)
+    assert response.status_code == 200, response.text

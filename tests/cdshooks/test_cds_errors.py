@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -166,16 +168,48 @@ def without_prefetch(keys: tuple[str, ...] = ("observations",)) -> dict[str, Any
 
 def test_missing_prefetch_without_fhir_server_412(cds: Cds) -> None:
     diagnostics = outcome(cds.post("patient-view", without_prefetch()), 412)
-    assert "observations" in diagnostics
+    assert diagnostics.startswith("prefetch observations: ")
+    assert "fetching is not configured" in diagnostics
     body = hook_request("patient-view", prefetch=False)
     outcome(cds.post("patient-view", body), 412)
 
 
+@dataclass
+class FhirStub:
+    """A loopback FHIR server whose answers each test sets (the server is on the allowlist
+    of the ``fetching`` server, which must know its address before it starts)."""
+
+    handler: Handler = lambda _: (404, b"{}")
+    server: Loopback = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server = Loopback(lambda request: self.handler(request))
+
+    def answer(self, handler: Handler) -> Loopback:
+        self.handler = handler
+        self.server.requests.clear()
+        return self.server
+
+
+@pytest.fixture(scope="module")
+def fhir_stub() -> Iterator[FhirStub]:
+    stub = FhirStub()
+    yield stub
+    stub.server.close()
+
+
+@pytest.fixture(scope="module")
+def fetching(server_factory: ServerFactory, valueset_dir: Path, fhir_stub: FhirStub) -> Cds:
+    """A server that may fetch missing prefetch from the stub (NKR_FHIR_SERVERS)."""
+    env = {"NKR_VALUESET_DIR": str(valueset_dir), "NKR_FHIR_SERVERS": fhir_stub.server.url}
+    return Cds(server_factory(env))
+
+
 @pytest.mark.parametrize("status", [500, 401, 404])
 def test_missing_prefetch_fhir_server_fails_412(
-    cds: Cds, loopback: Callable[[Handler], Loopback], status: int
+    fetching: Cds, fhir_stub: FhirStub, status: int
 ) -> None:
-    fhir = loopback(lambda _: (status, b'{"resourceType": "OperationOutcome"}'))
+    fhir = fhir_stub.answer(lambda _: (status, b'{"resourceType": "OperationOutcome"}'))
     body = without_prefetch()
     body["fhirServer"] = fhir.url + "/fhir"
     body["fhirAuthorization"] = {
@@ -185,16 +219,18 @@ def test_missing_prefetch_fhir_server_fails_412(
         "scope": "patient/*.read",
         "subject": "nkr",
     }
-    assert str(status) in outcome(cds.post("patient-view", body), 412)
+    diagnostics = outcome(fetching.post("patient-view", body), 412)
+    # One text whatever went wrong: the caller learns nothing about the network.
+    assert diagnostics == (
+        "prefetch observations: missing from the request, and could not be fetched from fhirServer"
+    )
     assert fhir.requests, "the service asked the FHIR server"
     path, headers = fhir.requests[0]
     assert path.startswith("/fhir/Observation?patient=p1")
     assert headers["Authorization"] == "Bearer secret-token"
 
 
-def test_missing_prefetch_fetched_from_fhir_server(
-    cds: Cds, loopback: Callable[[Handler], Loopback]
-) -> None:
+def test_missing_prefetch_fetched_from_fhir_server(fetching: Cds, fhir_stub: FhirStub) -> None:
     def answer(request: BaseHTTPRequestHandler) -> tuple[int, bytes]:
         if request.path.startswith("/Observation"):
             return 200, orjson.dumps(bundle([pain(9)]))
@@ -202,11 +238,11 @@ def test_missing_prefetch_fetched_from_fhir_server(
             return 200, orjson.dumps(bundle([procedure("supervised_exercise")]))
         return 404, b"{}"
 
-    fhir = loopback(answer)
+    fhir = fhir_stub.answer(answer)
     body = without_prefetch(("observations", "procedures"))
     body["prefetch"]["conditions"] = bundle([radiculopathy(60)])
     body["fhirServer"] = fhir.url
-    cards = cds.cards("patient-view", body)
+    cards = fetching.cards("patient-view", body)
     assert [c["source"]["topic"]["code"] for c in cards] == [
         "overview",
         "spine-surgeon-assessment",

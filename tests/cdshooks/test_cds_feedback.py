@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,15 @@ from nkr.cdshooks._texts import texts
 from .conftest import Cds, ServerProcess
 from .fhir_data import SERVICE_IDS, hook_request, service_request
 
+JSON = {"Content-Type": "application/json"}
+
 
 def feedback_url(base: str, hook: str) -> str:
     return f"{base}/cds-services/{SERVICE_IDS[hook]}/feedback"
+
+
+def post(base: str, hook: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(feedback_url(base, hook), content=orjson.dumps(body), headers=JSON)
 
 
 def item(card: str, outcome: str = "accepted", **extra: Any) -> dict[str, Any]:
@@ -51,16 +56,21 @@ def override(card: str, code: str, display: str) -> dict[str, Any]:
     ],
 )
 def test_feedback_shape_400(cds: Cds, body: bytes, names: str) -> None:
-    response = httpx.post(feedback_url(cds.base, "patient-view"), content=body)
+    response = httpx.post(feedback_url(cds.base, "patient-view"), content=body, headers=JSON)
     assert response.status_code == 400, response.text
     assert response.json()["resourceType"] == "OperationOutcome"
     assert names in response.json()["issue"][0]["diagnostics"]
 
 
 def test_feedback_accepted(cds: Cds) -> None:
-    body = {"feedback": [item(str(uuid.uuid4()), acceptedSuggestions=[{"id": "s1"}])]}
-    response = httpx.post(feedback_url(cds.base, "order-sign"), content=orjson.dumps(body))
+    drafts = [service_request("mri", "m1")]
+    (card,) = cds.cards("order-sign", hook_request("order-sign", drafts=drafts))
+    accepted = [{"id": card["suggestions"][0]["uuid"]}]
+    response = post(
+        cds.base, "order-sign", {"feedback": [item(card["uuid"], acceptedSuggestions=accepted)]}
+    )
     assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
 
 
 def report(data_dir: str) -> list[dict[str, Any]]:
@@ -86,10 +96,10 @@ def test_feedback_survives_a_killed_server_and_is_reported(server_process: Serve
             override(acupuncture["uuid"], "patient-preference", "Patientens informerede ønske"),
         ]
     }
-    response = httpx.post(feedback_url(cds.base, "order-sign"), content=orjson.dumps(body))
+    response = post(cds.base, "order-sign", body)
     assert response.status_code == 200
-    more = {"feedback": [override(mri["uuid"], "clinical-judgement", "Klinisk vurdering")]}
-    assert httpx.post(feedback_url(cds.base, "order-sign"), content=orjson.dumps(more)).is_success
+    more = {"feedback": [override(overview["uuid"], "acknowledged", "Set og vurderet")]}
+    assert post(cds.base, "patient-view", more).is_success
     server_process.kill()  # right after the 200: no shutdown, no later flush
 
     db = server_process.data_dir / "feedback.sqlite3"
@@ -101,7 +111,7 @@ def test_feedback_survives_a_killed_server_and_is_reported(server_process: Serve
     assert rows == [
         (mri["uuid"], "accepted", None),
         (acupuncture["uuid"], "overridden", "patient-preference"),
-        (mri["uuid"], "overridden", "clinical-judgement"),
+        (overview["uuid"], "overridden", "acknowledged"),
     ]
     assert not any("comment" in c for c in columns)  # free text may name the patient
     assert b"Jens Hansen" not in db.read_bytes()
@@ -110,13 +120,13 @@ def test_feedback_survives_a_killed_server_and_is_reported(server_process: Serve
     stats = {r["topic"]: r for r in report(str(server_process.data_dir))}
     assert stats["mri"]["shown"] == 1
     assert stats["mri"]["accepted"] == 1
-    assert stats["mri"]["overridden"] == 1
+    assert stats["mri"]["overridden"] == 0
     assert stats["acupuncture"]["overridden"] == 1
     assert stats["acupuncture"]["override_reasons"] == [
         {"code": "patient-preference", "display": "Patientens informerede ønske", "count": 1}
     ]
     assert stats["overview"]["shown"] == 1
-    assert overview["uuid"]
+    assert stats["overview"]["overridden"] == 1
     table = subprocess.run(
         [sys.executable, "-m", "nkr", "feedback", "report"],
         capture_output=True,
@@ -151,25 +161,35 @@ def test_feedback_report_table_and_errors(server_process: ServerProcess) -> None
 
 def _store_feedback(data_dir: Path) -> None:
     """Cards of three topics, overridden with a known reason (stored with its Danish display),
-    an unknown local reason and a reason without display."""
+    and, as an earlier version of nkr stored them before feedback was checked against the
+    card, an unknown local reason and a reason without display."""
     store = FeedbackStore.in_dir(data_dir)
+    service = "nkr-lumbal-radikulopati-patient-view"
     cards = [
         ("c-surgeon", "spine-surgeon-assessment"),
         ("c-acupuncture", "acupuncture"),
         ("c-mri", "mri"),
+        ("c-mri-2", "mri"),
     ]
-    store.issued("nkr-lumbal-radikulopati-patient-view", cards)
-    bare = item("c-mri", "overridden", overrideReason={"reason": {"code": "no-display"}})
+    store.issued(service, cards)
     body = {
         "feedback": [
             override("c-surgeon", "referral-not-indicated", "Klinisk vurdering: henvisning ..."),
             override("c-acupuncture", "patient-preference", "Patientens informerede ønske"),
-            override("c-mri", "local-reason", "Lokal begrundelse"),
-            bare,
         ]
     }
-    store.store("nkr-lumbal-radikulopati-patient-view", parse_feedback(orjson.dumps(body)))
+    store.store(service, parse_feedback(orjson.dumps(body)))
     store.close()
+    with sqlite3.connect(data_dir / "feedback.sqlite3") as conn:
+        conn.executemany(
+            "INSERT INTO feedback (service, card, outcome, accepted_suggestions, override_code, "
+            "override_display, outcome_timestamp, received_at, topic) "
+            "VALUES (?, ?, 'overridden', '[]', ?, ?, 'x', 'x', 'mri')",
+            [
+                (service, "c-mri", "local-reason", "Lokal begrundelse"),
+                (service, "c-mri-2", "no-display", None),
+            ],
+        )
 
 
 @pytest.mark.parametrize("lang", ["da", "en"])

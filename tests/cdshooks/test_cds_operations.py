@@ -44,9 +44,9 @@ def test_fhir_server_allowlist(server_factory: ServerFactory) -> None:
     base = server_factory({"NKR_FHIR_SERVERS": "http://127.0.0.1:9/fhir"})
     cds = Cds(base)
     for server, reason in (
-        ("http://127.0.0.1:9/fhirx", "allowlist"),
-        ("http://127.0.0.1:99/fhir", "allowlist"),
-        ("http://127.0.0.1:9/fhir/", "could not be reached"),
+        ("http://127.0.0.1:9/fhirx", "not one this service may fetch from"),
+        ("http://127.0.0.1:99/fhir", "not one this service may fetch from"),
+        ("http://127.0.0.1:9/fhir/", "could not be fetched from fhirServer"),
     ):
         body = hook_request("patient-view")
         del body["prefetch"]["observations"]

@@ -347,6 +347,25 @@ def test_bad_birth_dates_are_errors_naming_the_field(birth: str, problem: str) -
         build(pat=patient(birth))
 
 
+@pytest.mark.parametrize("birth", ["١٩٨٠-05-01", "１９８０-05-01", "1980-0٥-01", "１９８０"])
+def test_birth_dates_in_other_digits_are_not_fhir_dates(birth: str) -> None:
+    """FHIR's date regex is ASCII: Arabic-Indic or full-width digits are no birth date."""
+    with pytest.raises(InputError, match=r"^Patient/p1 \(patient\): birthDate: not a FHIR date"):
+        build(pat=patient(birth))
+
+
+@pytest.mark.parametrize("field", ["onsetDateTime", "recordedDate"])
+@pytest.mark.parametrize("onset", ["٢٠٢٦-11-01", "２０２６-11-01", "2026-11-01T1٠:00:00Z"])
+def test_onsets_in_other_digits_are_not_fhir_dates(field: str, onset: str) -> None:
+    with pytest.raises(InputError, match=rf"Condition/c1 \(conditions\[0\]\): {field}: not a"):
+        build(conditions=[condition(onset=None, **{field: onset})])
+
+
+def test_pain_scores_dated_in_other_digits_are_not_read() -> None:
+    with pytest.raises(InputError, match=r"effectiveDateTime: not a FHIR dateTime"):
+        build(observations=[pain(8, "２０２６-11-20T10:00:00Z")])
+
+
 def test_bad_birth_date_messages_do_not_quote_the_date() -> None:
     with pytest.raises(InputError) as info:
         build(pat=patient("2026-02-30"))

@@ -755,3 +755,49 @@ def test_a_number_beyond_the_double_range_in_an_unread_prefetch_field_is_accepte
     body = _with_extra(b"1e400")
     assert isinstance(_quick("patient-view", body, ON), m.FhirCase)
     assert str(_full("patient-view", body)).startswith("error: the request body is not valid JSON")
+
+
+# -- digits other than ASCII (issue 9, finding 7) -----------------------------------------------
+# FHIR's date and dateTime regexes are ASCII; Python's ``\d`` and ``int`` are not. Neither
+# reading may take "١٩٧٩-03-14" or "２０２０-03-14" as a date.
+_OTHER_DIGITS = [
+    "١٩٧٥-04-12",
+    "１９７５-04-12",
+    "1975-0٤-12",
+    "2026-11-2٠T09:30:00+01:00",
+    "１９７５",
+]
+_DATE_FIELDS = [
+    (("patient",), "birthDate", "birthDate"),
+    (("conditions", "entry", 0, "resource"), "onsetDateTime", "onsetDateTime"),
+    (("conditions", "entry", 0, "resource", "onsetPeriod"), "start", "onsetPeriod.start"),
+    (("observations", "entry", 0, "resource"), "effectiveDateTime", "effectiveDateTime"),
+]
+
+
+@pytest.mark.parametrize(("where", "field", "named"), _DATE_FIELDS)
+@pytest.mark.parametrize("value", _OTHER_DIGITS)
+def test_dates_in_other_digits_are_errors_in_both_readings(
+    where: tuple[Any, ...], field: str, named: str, value: str
+) -> None:
+    variant = "onsetPeriod" if field == "start" else "onsetDateTime"
+    request = _base_request(variant)
+    node: Any = request["prefetch"]
+    for step in where:
+        node = node[step]
+    node[field] = value
+    body = orjson.dumps(request)
+    assert _quick("patient-view", body, ON) is None
+    full = _full("patient-view", body)
+    assert isinstance(full, str)
+    assert f"{named}: not a FHIR date" in full
+
+
+@pytest.mark.parametrize("value", _OTHER_DIGITS)
+def test_the_date_parsers_refuse_other_digits(value: str) -> None:
+    assert m.quick_datetime(value) is None
+    assert m.quick_day(value) is None
+    with pytest.raises(InputError, match="not a FHIR dateTime"):
+        m._parse_datetime_general(value, _res(), "effectiveDateTime")
+    with pytest.raises(InputError, match="not a FHIR date"):
+        m.age_from_birth_date(value, ON, [], _res())

@@ -407,7 +407,9 @@ def test_against_looks_the_same_in_the_guide_and_the_result(page: Page, server: 
     guide_for = colour("#rec-physical-activity .symbols")
     assert guide_against == colour("#rec-mri .symbols")
     assert guide_against != guide_for
-    page.goto(f"{server}/vurdering?age=45&symptom_onset={_days_ago(20)}&signs=reflex_loss")
+    page.goto(f"{server}/vurdering")
+    _fill_case(page, age="45", onset=_days_ago(20), signs=("reflex_loss",))
+    _submit(page)
     page.locator("#group-applies-against summary").click()
     for rec_id in ("acupuncture", "mri", "glucocorticoid-injection"):
         assert colour(f"#result-{rec_id} .result-symbols") == guide_against, rec_id
@@ -481,10 +483,17 @@ def test_phone_sized_screen(browser: Browser, server: str, shot: Shot, accessibl
     context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     try:
         page = context.new_page()
-        page.goto(
-            f"{server}/vurdering?age=52&symptom_onset={_days_ago(70)}&signs=reflex_loss"
-            "&severe_disabling_pain=yes&non_surgical_treatment=other&red_flags=suspected_fracture"
+        page.goto(f"{server}/vurdering")
+        _fill_case(
+            page,
+            age="52",
+            onset=_days_ago(70),
+            signs=("reflex_loss",),
+            severe_pain=True,
+            treatments=("other",),
+            red_flags=("suspected_fracture",),
         )
+        _submit(page)
         expect(page.locator("#safety")).to_be_visible()
         # Nothing wider than the screen.
         width = page.evaluate("document.documentElement.scrollWidth")

@@ -38,6 +38,22 @@ def test_dates_in_iso_or_danish_order(typed: str, expected: dt.date | None) -> N
     assert parse_date(typed) == expected
 
 
+@pytest.mark.parametrize(
+    "typed",
+    ["٢٠٢٦-03-01", "２０２６-03-01", "2026-0３-01", "01-03-٢٠٢٦", "０1.03.2026", "2026-03-01\n"],
+)
+def test_dates_in_other_digits_are_not_dates(typed: str) -> None:
+    """Python's ``\\d`` and ``int`` read Arabic-Indic and full-width digits; a date is ASCII."""
+    assert parse_date(typed) is None
+
+
+@pytest.mark.parametrize("age", ["٤٥", "４５", "4٥", "²"])
+def test_an_age_in_other_digits_is_not_a_number(age: str) -> None:
+    form = _form(age=age, symptom_onset="2026-11-01", signs="reflex_loss")
+    assert assess(form, G, "en", TODAY) is None
+    assert form.errors["age"] == "The age must be a whole number from 0 to 130."
+
+
 def test_impossible_date_raises() -> None:
     with pytest.raises(ValueError, match="day is out of range"):
         parse_date("2026-02-30")

@@ -13,7 +13,12 @@ from nkr._render import grade_in_words
 
 G = nkr.guideline()
 ONSET = (dt.date.today() - dt.timedelta(days=20)).isoformat()
-RESULT_QUERY = f"/vurdering?age=45&symptom_onset={ONSET}&signs=reflex_loss&planned=mri"
+# A case for the result page: posted, never in a URL.
+RESULT_FORM = {"age": "45", "symptom_onset": ONSET, "signs": "reflex_loss", "planned": "mri"}
+RESULTS = {
+    "/vurdering (posted)": RESULT_FORM,
+    "/vurdering (posted, print, lang=en)": RESULT_FORM | {"print": "1", "lang": "en"},
+}
 PAGES = [
     "/",
     "/?lang=en",
@@ -21,8 +26,7 @@ PAGES = [
     "/anbefalinger/spine-surgeon-assessment?lang=en",
     "/vurdering",
     "/vurdering?lang=en",
-    RESULT_QUERY,
-    RESULT_QUERY + "&print=1&lang=en",
+    *RESULTS,
     "/pjece",
     "/pjece?lang=en",
     "/integration",
@@ -34,9 +38,16 @@ def client(server: str) -> httpx.Client:
     return httpx.Client(base_url=server, timeout=10)
 
 
+def _page(client: httpx.Client, path: str) -> httpx.Response:
+    """A page by GET, or a result page by POSTing its case."""
+    if path in RESULTS:
+        return client.post("/vurdering", data=RESULTS[path])
+    return client.get(path)
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_page_headers_and_language(client: httpx.Client, path: str) -> None:
-    response = client.get(path)
+    response = _page(client, path)
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     csp = response.headers["content-security-policy"]
@@ -56,9 +67,18 @@ def test_page_headers_and_language(client: httpx.Client, path: str) -> None:
 
 
 def test_assessment_pages_are_not_cached(client: httpx.Client) -> None:
-    assert client.get(RESULT_QUERY).headers["cache-control"] == "no-store"
+    assert client.get("/vurdering").headers["cache-control"] == "no-store"
     posted = client.post("/vurdering", data={"age": "45", "symptom_onset": ONSET})
     assert posted.headers["cache-control"] == "no-store"
+
+
+def test_a_case_in_the_query_is_redirected_to_the_blank_form(client: httpx.Client) -> None:
+    """Patient data stays out of URLs: a GET with case fields never gives a result."""
+    response = client.get("/vurdering", params=RESULT_FORM | {"lang": "en"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/vurdering?lang=en"
+    assert response.headers["cache-control"] == "no-store"
+    assert ONSET not in response.text
 
 
 def test_user_text_is_escaped(client: httpx.Client) -> None:
@@ -164,7 +184,7 @@ def test_every_page_reports_its_server_time(client: httpx.Client) -> None:
     """The Server-Timing header that benchmarks/bench_web.py reads (speed is measured there,
     and recorded in BENCHMARKS.md, not asserted here)."""
     for path in [*PAGES, "/anbefalinger/findes-ikke"]:
-        response = client.get(path)
+        response = _page(client, path)
         timing = re.fullmatch(r"app;dur=(\d+\.\d+)", response.headers["server-timing"])
         assert timing is not None, path
 

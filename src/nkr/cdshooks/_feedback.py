@@ -1,9 +1,14 @@
 """Card feedback from the EHR, stored durably in SQLite, and the report over it.
 
-Stored: the card's uuid, the service, the outcome, accepted suggestion ids, the override
-reason's coding, the outcome timestamp and when it was received; and for each card issued, its
-uuid, service and topic (so that the report can count per topic). Nothing about the patient:
-the free-text ``userComment`` of an override is not stored, since it may name the patient.
+Stored for each card issued: its uuid, service, topic, the uuids of its suggestions and when
+it was issued, so that feedback can be checked against the card (the override reasons a card
+offers follow from its topic: ``override-reasons-by-topic`` in ``messages.toml``). Card records
+are kept ``NKR_CARD_RETENTION_DAYS`` days; pruned cards are counted in ``pruned_shown`` so that
+the report's "shown" counts stay whole. For each feedback item: the card's uuid and topic, the
+service, the outcome, accepted suggestion ids, the override reason's coding, the outcome
+timestamp and when it was received. Feedback rows are kept (one per card at most). Nothing
+about the patient: the free-text ``userComment`` of an override is not stored, since it may
+name the patient.
 """
 
 from __future__ import annotations
@@ -11,57 +16,96 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from nkr._errors import InputError, describe_validation_error
 from nkr._guideline import Lang
-from nkr.cdshooks._cards import OVERVIEW, SAFETY, topic_display
+from nkr.cdshooks._cards import OVERRIDE_REASON_SYSTEM, OVERVIEW, SAFETY, topic_display
 from nkr.cdshooks._texts import texts
+from nkr.fhir._outcome import IssueType
 from nkr.guidelines.lumbar_radiculopathy import guideline
+
+log = logging.getLogger("nkr.cdshooks")
 
 DB_NAME = "feedback.sqlite3"
 # Issued-card records are written in batches by a background task, at most this long after the
-# card was issued; they are not synced one by one (a power cut may lose the last second of
-# "shown" counts, never feedback). Without the task (no lifespan), a full buffer is written.
+# card was issued, each batch in one synced commit. So a crash (kill -9, out of memory, power
+# cut) loses at most the "shown" records of the last FLUSH_SECONDS (plus the time a write
+# takes), per worker; feedback is synced before its 200 and never lost. Without the task (no
+# lifespan), the buffer is written when FLUSH_BATCH calls are in it, and before any feedback.
 FLUSH_SECONDS = 1.0
-FLUSH_BATCH = 50_000
+FLUSH_BATCH = 25_000
 # Issued-card rows per INSERT statement. sqlite3 lets go of the GIL around every statement it
 # runs, and each time the serving thread must hand it back: one statement per row made that
-# hand-over cost the service more than the writing itself. (4 parameters a row keeps a
+# hand-over cost the service more than the writing itself. (5 parameters a row keep a
 # statement under SQLite's smallest limit of 999.)
-ROWS_PER_INSERT = 200
+ROWS_PER_INSERT = 999 // 5
+# Card records older than the retention are pruned by the background task: first a moment
+# after start-up, then every PRUNE_SECONDS, PRUNE_BATCH cards per transaction (a few ms: the
+# database is never held long) and at most PRUNE_BATCHES_PER_TICK batches before the task
+# writes issued cards again.
+PRUNE_SECONDS = 60.0
+PRUNE_BATCH = 2_000
+PRUNE_BATCHES_PER_TICK = 10
+# Another worker writes the cards it issued up to FLUSH_SECONDS later: feedback naming a card
+# this worker does not know, whose uuid says it was issued within the last RECENT_SECONDS, is
+# looked up once more after RECHECK_SECONDS before it is refused.
+RECHECK_SECONDS = FLUSH_SECONDS + 0.5
+RECENT_SECONDS = 10.0
+# The key in an ASGI scope that marks a call made by the integrators page in-process (see
+# ``nkr.web._cds``): not EHR traffic, so its cards are not recorded. A scope key, not a
+# header: no HTTP request can set it.
+INTERNAL_CALL: Final = "nkr.internal_call"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS issued_card (
-    uuid TEXT PRIMARY KEY,
-    service TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    issued_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY,
-    service TEXT NOT NULL,
-    card TEXT NOT NULL,
-    outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'overridden')),
-    accepted_suggestions TEXT NOT NULL,
-    override_system TEXT,
-    override_code TEXT,
-    override_display TEXT,
-    outcome_timestamp TEXT NOT NULL,
-    received_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS feedback_card ON feedback (card);
-"""
+SCHEMA_VERSION = 2
+# Version 1 (before the issued-card checks) had issued_card without suggestions, feedback
+# without topic, and neither pruned_shown nor schema_version; the upgrade adds them.
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS issued_card (
+        uuid TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        issued_at TEXT NOT NULL,
+        suggestions TEXT NOT NULL DEFAULT ''
+    )""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        id INTEGER PRIMARY KEY,
+        service TEXT NOT NULL,
+        card TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'overridden')),
+        accepted_suggestions TEXT NOT NULL,
+        override_system TEXT,
+        override_code TEXT,
+        override_display TEXT,
+        outcome_timestamp TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        topic TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS feedback_card ON feedback (card)",
+    # How many cards were shown before their records were pruned, per service and topic.
+    """CREATE TABLE IF NOT EXISTS pruned_shown (
+        service TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        shown INTEGER NOT NULL,
+        PRIMARY KEY (service, topic)
+    )""",
+    # One row per part of nkr that keeps tables in this database file.
+    """CREATE TABLE IF NOT EXISTS schema_version (
+        component TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    )""",
+)
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -113,10 +157,43 @@ def parse_feedback(body: bytes) -> FeedbackRequest:
         raise InputError(describe_validation_error(exc)) from None
 
 
+class FeedbackRefused(Exception):
+    """A feedback item that does not match a card nkr issued; nothing of the request is
+    stored. ``where`` names the item's field (``feedback[0].card``)."""
+
+    def __init__(
+        self, status: int, code: IssueType, where: str, problem: str, *, unknown: str = ""
+    ) -> None:
+        super().__init__(f"{where}: {problem}")
+        self.status = status
+        self.code: IssueType = code
+        self.where = where
+        self.diagnostics = f"{where}: {problem}"
+        # The uuid of a card not on record (yet): another worker may write it within
+        # FLUSH_SECONDS. Empty for every other refusal.
+        self.unknown = unknown
+
+
+def may_be_pending(card: str, now: float) -> bool:
+    """Whether ``card`` looks like a uuid nkr issued in the last RECENT_SECONDS (card uuids
+    are version 7: their first 48 bits are the time in ms), so that another worker may not
+    have written it yet. Random uuids and other strings get their 404 without a wait."""
+    if len(card) != 36 or card[14] != "7":
+        return False
+    try:
+        issued = int(card[:8] + card[9:13], 16) / 1000
+    except ValueError:
+        return False
+    return now - RECENT_SECONDS <= issued <= now + 1
+
+
 @cache
 def _insert_issued(rows: int) -> str:
-    values = ", ".join(["(?, ?, ?, ?)"] * rows)
-    return f"INSERT OR IGNORE INTO issued_card (uuid, service, topic, issued_at) VALUES {values}"
+    values = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    return (
+        "INSERT OR IGNORE INTO issued_card (uuid, service, topic, issued_at, suggestions) "
+        f"VALUES {values}"
+    )
 
 
 def _iso(timestamp: float) -> str:
@@ -133,14 +210,27 @@ class TopicReport:
     reasons: tuple[tuple[str | None, str | None, int], ...]
 
 
+# The cards of one call: (card uuid, topic) or (card uuid, topic, suggestion uuids separated
+# by spaces).
+IssuedCards = Sequence[tuple[str, ...]]
+
+
 @dataclass(slots=True)
 class FeedbackStore:
-    """The SQLite database in the data folder (WAL mode; every feedback commit is synced)."""
+    """The SQLite database in the data folder (WAL mode; every commit is synced).
+
+    Shared by all workers of a server: each keeps its own connection, and every check of
+    feedback against the cards on record runs in the same write transaction as its insert, so
+    two workers cannot both accept an outcome for one card."""
 
     path: Path
+    retention_days: int = 90
+    # Seconds since the epoch: when a card is issued, and "now" for the retention.
+    clock: Callable[[], float] = time.time
     _conn: sqlite3.Connection = field(init=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
-    _pending: list[tuple[str, str, str, float]] = field(init=False, default_factory=list)
+    # (service, when, cards) for each call whose cards are not yet written.
+    _pending: list[tuple[str, float, IssuedCards]] = field(init=False, default_factory=list)
     _pending_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -155,11 +245,63 @@ class FeedbackStore:
         # (at 100,000 cards, 5 instead of 12 us per call). Durability is unchanged.
         self._conn.execute("PRAGMA cache_size=-16384")
         self._conn.execute("PRAGMA wal_autocheckpoint=10000")
-        self._conn.executescript(_SCHEMA)
+        try:
+            self._create_or_upgrade()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _create_or_upgrade(self) -> None:
+        """The tables of this version, created or upgraded in one transaction (two workers
+        starting at once: the second finds the work done)."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            row = conn.execute(
+                "SELECT version FROM schema_version WHERE component = 'feedback'"
+            ).fetchone()
+            version = 1 if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                raise InputError(
+                    f"{self.path}: written by a newer version of nkr (feedback schema "
+                    f"{version}; this one knows {SCHEMA_VERSION}); it was not changed"
+                )
+            if version < SCHEMA_VERSION:
+                self._upgrade_from_1()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _upgrade_from_1(self) -> None:
+        # Cards issued before the upgrade have no suggestion uuids on record: an accepted
+        # suggestion on one of them is refused (deny by default), an override is not.
+        conn = self._conn
+        if "suggestions" not in _columns(conn, "issued_card"):
+            conn.execute("ALTER TABLE issued_card ADD COLUMN suggestions TEXT NOT NULL DEFAULT ''")
+        if "topic" not in _columns(conn, "feedback"):
+            conn.execute("ALTER TABLE feedback ADD COLUMN topic TEXT")
+        # The topic of earlier feedback, while its card is still on record.
+        conn.execute(
+            "UPDATE feedback SET topic = (SELECT i.topic FROM issued_card i "
+            "WHERE i.uuid = feedback.card) WHERE topic IS NULL"
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO schema_version (component, version) VALUES ('feedback', ?)",
+            (SCHEMA_VERSION,),
+        )
 
     @classmethod
-    def in_dir(cls, data_dir: Path) -> FeedbackStore:
-        return cls(data_dir / DB_NAME)
+    def in_dir(
+        cls,
+        data_dir: Path,
+        *,
+        retention_days: int = 90,
+        clock: Callable[[], float] = time.time,
+    ) -> FeedbackStore:
+        return cls(data_dir / DB_NAME, retention_days, clock)
 
     def close(self) -> None:
         self.flush()
@@ -168,12 +310,11 @@ class FeedbackStore:
 
     # -- issued cards (hot path: memory only) ----------------------------------------------
 
-    def issued(self, service: str, cards: Sequence[tuple[str, str]]) -> None:
+    def issued(self, service: str, cards: IssuedCards) -> None:
         if not cards:
             return
-        now = time.time()
         with self._pending_lock:
-            self._pending.extend([(card, service, topic, now) for card, topic in cards])
+            self._pending.append((service, self.clock(), cards))
             full = len(self._pending) >= FLUSH_BATCH
         if full:
             self.flush()
@@ -187,29 +328,79 @@ class FeedbackStore:
         # each distinct time is formatted once.
         params: list[str] = []
         times: dict[float, str] = {}
-        for card, service, topic, when in batch:
+        for service, when, cards in batch:
             issued_at = times.get(when)
             if issued_at is None:
                 issued_at = times[when] = _iso(when)
-            params += (card, service, topic, issued_at)
-        per_statement = 4 * ROWS_PER_INSERT
+            for card in cards:
+                params += (card[0], service, card[1], issued_at, card[2] if len(card) > 2 else "")
+        per_statement = 5 * ROWS_PER_INSERT
         with self._lock:
-            self._conn.execute("PRAGMA synchronous=NORMAL")
+            # FULL: the batch is on disk when the commit returns (the sync runs in the
+            # background task's thread, without the GIL).
+            self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("BEGIN")
-            for start in range(0, len(params), per_statement):
-                chunk = params[start : start + per_statement]
-                self._conn.execute(_insert_issued(len(chunk) // 4), chunk)
+            try:
+                for start in range(0, len(params), per_statement):
+                    chunk = params[start : start + per_statement]
+                    self._conn.execute(_insert_issued(len(chunk) // 5), chunk)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
             self._conn.execute("COMMIT")
+
+    def prune(self, limit: int = PRUNE_BATCH) -> int:
+        """Remove up to ``limit`` of the oldest card records that are past the retention, in
+        one transaction, adding them to ``pruned_shown``; returns how many were removed.
+
+        Only the ``limit`` oldest rows (by rowid, which follows the order of writing) are
+        looked at, so a batch costs the same however large the table; when fewer than
+        ``limit`` are removed, the oldest record left is within the retention (give or take
+        the second by which workers' writes interleave)."""
+        cutoff = _iso(self.clock() - self.retention_days * 86_400)
+        oldest = "SELECT rowid FROM issued_card ORDER BY rowid LIMIT ?"
+        with self._lock:
+            conn = self._conn
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                counts = conn.execute(
+                    f"SELECT service, topic, count(*) FROM issued_card WHERE rowid IN ({oldest}) "
+                    "AND issued_at < ? GROUP BY service, topic",
+                    (limit, cutoff),
+                ).fetchall()
+                conn.executemany(
+                    "INSERT INTO pruned_shown (service, topic, shown) VALUES (?, ?, ?) "
+                    "ON CONFLICT (service, topic) DO UPDATE SET shown = shown + excluded.shown",
+                    counts,
+                )
+                removed = conn.execute(
+                    f"DELETE FROM issued_card WHERE rowid IN ({oldest}) AND issued_at < ?",
+                    (limit, cutoff),
+                ).rowcount
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        return removed
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Flush issued-card records in the background while the app runs."""
+        """Write issued-card records, and prune old ones, in the background while the app
+        runs."""
 
         async def loop() -> None:
+            prune_at = 0.0  # the first tick prunes
             while True:
                 await asyncio.sleep(FLUSH_SECONDS)
-                if self._pending:
-                    await asyncio.to_thread(self.flush)
+                try:
+                    if self._pending:
+                        await asyncio.to_thread(self.flush)
+                    if time.monotonic() >= prune_at:
+                        prune_at = await self._prune_some(prune_at)
+                except sqlite3.Error as exc:
+                    # The next tick tries again; the log names the error, never a card.
+                    log.error("feedback store: background write failed: %s", exc)
 
         task = asyncio.create_task(loop())
         try:
@@ -220,17 +411,93 @@ class FeedbackStore:
                 await task
             self.close()
 
+    async def _prune_some(self, prune_at: float) -> float:
+        """A few batches, each its own transaction (the lock is free between them); the
+        time of the next pruning: the next tick while a backlog remains."""
+        for _ in range(PRUNE_BATCHES_PER_TICK):
+            if await asyncio.to_thread(self.prune) < PRUNE_BATCH:
+                return time.monotonic() + PRUNE_SECONDS
+        return prune_at
+
     # -- feedback ----------------------------------------------------------------------------
 
     def store(self, service: str, request: FeedbackRequest) -> None:
-        """Write every item in one synced transaction; returns once it is on disk.
+        """Check every item against the card it names and write them all in one synced
+        transaction; returns once they are on disk. Raises :class:`FeedbackRefused` (and
+        stores nothing) when an item does not match a card ``service`` issued, or its card
+        has an outcome already.
 
         Pending issued-card records are written first, so a card is on record before any
         feedback on it."""
         self.flush()
         received = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        with self._lock:
+            # FULL: the commit returns only once the WAL (with any card records before it) is
+            # on disk. IMMEDIATE: the checks and the insert hold the write lock together.
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._checked_rows(service, request, received)
+                self._conn.executemany(
+                    "INSERT INTO feedback (service, card, outcome, accepted_suggestions, "
+                    "override_system, override_code, override_display, outcome_timestamp, "
+                    "received_at, topic) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _checked_rows(
+        self, service: str, request: FeedbackRequest, received: str
+    ) -> list[tuple[Any, ...]]:
+        """The rows to insert, or :class:`FeedbackRefused` for the first item that does not
+        match its card. One outcome per card: a later one is refused (409), the first kept,
+        so that a second click never counts twice."""
+        conn = self._conn
         rows: list[tuple[Any, ...]] = []
-        for item in request.feedback:
+        seen: set[str] = set()
+        for i, item in enumerate(request.feedback):
+            at = f"feedback[{i}]"
+            record = conn.execute(
+                "SELECT service, topic, suggestions FROM issued_card WHERE uuid = ?",
+                (item.card,),
+            ).fetchone()
+            if record is None:
+                raise FeedbackRefused(
+                    404,
+                    "not-found",
+                    f"{at}.card",
+                    "nkr has no record of issuing this card (card records are kept "
+                    f"{self.retention_days} days; the integrators page's cards are not "
+                    "recorded)",
+                    unknown=item.card,
+                )
+            issuer, topic, suggestions = record
+            if issuer != service:
+                raise FeedbackRefused(
+                    400,
+                    "business-rule",
+                    f"{at}.card",
+                    f"the card was issued by the service '{issuer}': its feedback goes to "
+                    f"/cds-services/{issuer}/feedback",
+                )
+            if (
+                item.card in seen
+                or conn.execute(
+                    "SELECT 1 FROM feedback WHERE card = ? LIMIT 1", (item.card,)
+                ).fetchone()
+            ):
+                raise FeedbackRefused(
+                    409,
+                    "conflict",
+                    f"{at}.card",
+                    "this card has an outcome already; a card takes one outcome, and the "
+                    "first is kept",
+                )
+            seen.add(item.card)
+            _check_outcome(at, item, topic, suggestions)
             reason = item.overrideReason.reason if item.overrideReason else None
             rows.append(
                 (
@@ -243,24 +510,58 @@ class FeedbackStore:
                     reason.display if reason else None,
                     item.outcomeTimestamp.isoformat(),
                     received,
+                    topic,
                 )
             )
-        with self._lock:
-            # FULL: the commit returns only once the WAL (with any card records before it) is
-            # on disk.
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT INTO feedback (service, card, outcome, accepted_suggestions, "
-                    "override_system, override_code, override_display, outcome_timestamp, "
-                    "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
+        return rows
+
+
+def _check_outcome(at: str, item: FeedbackItem, topic: str, suggestions: str) -> None:
+    """An accepted outcome names suggestions of the card (at most one: nkr's cards let one be
+    chosen); an overridden one names no suggestion, and a reason only if the card offered it
+    (its system and code)."""
+    if item.outcome == "accepted":
+        if item.overrideReason is not None:
+            raise FeedbackRefused(
+                400, "invalid", f"{at}.overrideReason", "only an 'overridden' outcome has one"
+            )
+        offered = suggestions.split()
+        for j, accepted in enumerate(item.acceptedSuggestions):
+            if accepted.id not in offered:
+                raise FeedbackRefused(
+                    400,
+                    "business-rule",
+                    f"{at}.acceptedSuggestions[{j}].id",
+                    "not the uuid of a suggestion on this card",
                 )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        if len(item.acceptedSuggestions) > 1:
+            raise FeedbackRefused(
+                400,
+                "business-rule",
+                f"{at}.acceptedSuggestions",
+                "the card lets at most one suggestion be accepted (selectionBehavior at-most-one)",
+            )
+        return
+    if item.acceptedSuggestions:
+        raise FeedbackRefused(
+            400, "invalid", f"{at}.acceptedSuggestions", "only an 'accepted' outcome has them"
+        )
+    reason = item.overrideReason.reason if item.overrideReason else None
+    if reason is None:
+        return  # overridden without a reason (the HL7 sandbox's "dismiss")
+    codes = texts().override_reasons_by_topic.get(topic, ())
+    if reason.system != OVERRIDE_REASON_SYSTEM or reason.code not in codes:
+        raise FeedbackRefused(
+            400,
+            "business-rule",
+            f"{at}.overrideReason.reason",
+            "not one of the override reasons this card offered (system "
+            f"{OVERRIDE_REASON_SYSTEM}, codes {', '.join(codes) or 'none'})",
+        )
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def reason_display(code: str | None, stored: str | None, lang: Lang) -> str:
@@ -295,26 +596,39 @@ def report(path: Path) -> list[TopicReport]:
     except sqlite3.Error as exc:
         raise InputError(f"{path}: cannot open: {exc}") from None
     try:
-        shown = dict(conn.execute("SELECT topic, count(*) FROM issued_card GROUP BY topic"))
+        shown: dict[str, int] = dict(
+            conn.execute("SELECT topic, count(*) FROM issued_card GROUP BY topic")
+        )
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "pruned_shown" in tables:
+            for topic, n in conn.execute(
+                "SELECT topic, sum(shown) FROM pruned_shown GROUP BY topic"
+            ):
+                shown[topic] = shown.get(topic, 0) + n
+        # A feedback row keeps its card's topic (the card record may be pruned); rows written
+        # before version 2 take it from the card record, while there is one.
+        topic_of = (
+            "coalesce(f.topic, i.topic)" if "topic" in _columns(conn, "feedback") else "i.topic"
+        )
+        joined = "FROM feedback f LEFT JOIN issued_card i ON i.uuid = f.card"
         outcomes: dict[tuple[str | None, str], int] = {
             (topic, outcome): n
             for topic, outcome, n in conn.execute(
-                "SELECT i.topic, f.outcome, count(*) FROM feedback f "
-                "LEFT JOIN issued_card i ON i.uuid = f.card GROUP BY i.topic, f.outcome"
+                f"SELECT {topic_of}, f.outcome, count(*) {joined} GROUP BY 1, 2"
             )
         }
         reasons: dict[str | None, list[tuple[str | None, str | None, int]]] = {}
         for topic, code, display, n in conn.execute(
-            "SELECT i.topic, f.override_code, max(f.override_display), count(*) FROM feedback f "
-            "LEFT JOIN issued_card i ON i.uuid = f.card WHERE f.outcome = 'overridden' "
-            "GROUP BY i.topic, f.override_code ORDER BY count(*) DESC, f.override_code"
+            f"SELECT {topic_of}, f.override_code, max(f.override_display), count(*) {joined} "
+            "WHERE f.outcome = 'overridden' GROUP BY 1, f.override_code "
+            "ORDER BY count(*) DESC, f.override_code"
         ):
             reasons.setdefault(topic, []).append((code, display, n))
     except sqlite3.Error as exc:
         raise InputError(f"{path}: not a feedback database: {exc}") from None
     finally:
         conn.close()
-    topics: list[str | None] = sorted(set(shown) | {t for t, _ in outcomes if t is not None})
+    topics: list[str | None] = [*sorted(set(shown) | {t for t, _ in outcomes if t is not None})]
     if any(t is None for t, _ in outcomes):
         topics.append(None)
     return [

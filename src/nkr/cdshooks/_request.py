@@ -17,6 +17,7 @@ import orjson
 from nkr._errors import InputError
 from nkr._guideline import Lang
 from nkr.fhir._fetch import bundle_entries
+from nkr.fhir._mapping import check_draft_orders
 
 Resource = dict[str, Any]
 
@@ -36,6 +37,9 @@ LANG_EXTENSION = "nkr-lang"
 
 # RFC 6750 allows less; anything printable without spaces can at least be sent in a header.
 _BEARER_TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")
+# An Accept-Language quality value (RFC 9110 section 12.4.2), in ASCII digits: ``float`` alone
+# would also read other digits ("٠.٥") and forms like "1e0" or "nan".
+_QUALITY = re.compile(r"q=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)", re.ASCII | re.IGNORECASE)
 
 
 class RequestError(InputError):
@@ -144,6 +148,22 @@ def _selected(drafts: list[Resource], selections: list[str]) -> list[Resource]:
     return chosen
 
 
+def _check_drafts(bundle: dict[str, Any]) -> None:
+    """Each draft order's ``resourceType`` and ``id``, which the selections refer to: checked
+    here, naming the entry, before a selection is looked up among them."""
+    for i, entry in enumerate(bundle.get("entry") or ()):
+        resource = entry.get("resource")
+        if resource is None:
+            continue
+        where = f"context.draftOrders.entry[{i}].resource"
+        rtype = resource.get("resourceType")
+        if type(rtype) is not str or not rtype:
+            raise _fail(f"{where}.resourceType: required, a string")
+        rid = resource.get("id")
+        if rid is not None and type(rid) is not str:
+            raise _fail(f"{where}.id: expected a string, got {_type_name(rid)}")
+
+
 def _draft_orders(context: dict[str, Any], hook: str) -> list[Resource]:
     if hook == "patient-view":
         return []
@@ -152,6 +172,8 @@ def _draft_orders(context: dict[str, Any], hook: str) -> list[Resource]:
     drafts = bundle_resources(context["draftOrders"], "context.draftOrders")
     if hook == "order-sign":
         return drafts
+    _check_drafts(context["draftOrders"])
+    check_draft_orders(drafts)
     selections = context.get("selections")
     if selections is None:
         raise _fail("context.selections: required field is missing (expected an array of strings)")
@@ -256,11 +278,9 @@ def accept_language(header: str | None) -> Lang:
             continue
         quality = 1.0
         params = params.strip()
-        if params.startswith("q="):
-            try:
-                quality = float(params[2:])
-            except ValueError:
-                quality = 0.0
+        if params[:2].lower() == "q=":
+            match = _QUALITY.fullmatch(params)
+            quality = 0.0 if match is None else float(match[1])
         if quality <= 0:
             continue
         lang: Lang = "da" if primary == "da" else "en"

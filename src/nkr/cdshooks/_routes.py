@@ -7,20 +7,35 @@ import contextlib
 import datetime as dt
 import gc
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Annotated, Any, cast
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Final, cast
 
 import orjson
-from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
+from nkr import _metrics
 from nkr._errors import InputError
 from nkr._guideline import Lang
 from nkr._settings import Settings
 from nkr.cdshooks import _openapi
-from nkr.cdshooks._auth import Authenticator, AuthError, parse_issuers
+from nkr.cdshooks._auth import (
+    Authenticator,
+    AuthError,
+    AuthUnavailable,
+    ReplayStore,
+    parse_issuers,
+)
 from nkr.cdshooks._cards import render
-from nkr.cdshooks._feedback import FeedbackStore, parse_feedback
+from nkr.cdshooks._feedback import (
+    INTERNAL_CALL,
+    RECHECK_SECONDS,
+    FeedbackRefused,
+    FeedbackStore,
+    may_be_pending,
+    parse_feedback,
+)
 from nkr.cdshooks._request import (
     HookRequest,
     RequestError,
@@ -31,8 +46,13 @@ from nkr.cdshooks._request import (
 from nkr.cdshooks._services import SERVICES, discovery
 from nkr.fhir._fetch import (
     PREFETCH_TEMPLATES,
+    RETRY_AFTER_SECONDS,
+    FetchBusy,
+    Fetcher,
+    FetchLimits,
+    FhirServers,
     PrefetchUnavailable,
-    fetch_missing_prefetch,
+    new_client,
     resources_from_prefetch,
 )
 from nkr.fhir._mapping import FhirCase, NeedsFullReading, case_from_fhir
@@ -49,8 +69,16 @@ JSON = "application/json"
 BASE_URLS_KEPT = 64
 
 
+# Cards carry patient-derived dates and reasons: no cache (browser, proxy) may keep an answer
+# of a service call or of feedback. Error answers (OperationOutcome) are no-store as well.
+NO_STORE: Final = {"Cache-Control": "no-store"}
+# Discovery holds no patient data and changes only with a deployment: brief caching is fine;
+# it is in the caller's language, so caches keep one copy per Accept-Language.
+DISCOVERY_CACHE: Final = {"Cache-Control": "max-age=300", "Vary": "Accept-Language"}
+
+
 def _json(data: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status_code, media_type=JSON)
+    return Response(orjson.dumps(data), status_code=status_code, media_type=JSON, headers=NO_STORE)
 
 
 def _header(request: Request, name: bytes) -> str | None:
@@ -60,6 +88,36 @@ def _header(request: Request, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def _not_json(request: Request) -> Response | None:
+    """A 415 unless the request says its body is JSON (``application/json``, in any case, with
+    no charset or UTF-8, the only one JSON has): what CDS Hooks clients send. This refuses the
+    "simple" cross-origin POSTs a browser sends without asking the server first (text/plain,
+    forms), so that with authentication off no web page can call the services or post feedback
+    in the name of a visitor. ``application/fhir+json`` is refused too: a CDS Hooks request is
+    not a FHIR resource."""
+    value = _header(request, b"content-type")
+    if value == JSON:
+        return None  # what every EHR sends: the fast path
+    if value is not None:
+        media, _, parameters = value.partition(";")
+        charset = next(
+            (
+                v.strip().strip('"').lower()
+                for k, _, v in (p.partition("=") for p in parameters.split(";"))
+                if k.strip().lower() == "charset"
+            ),
+            "utf-8",
+        )
+        if media.strip().lower() == JSON and charset in ("utf-8", "utf8"):
+            return None
+    got = "no Content-Type" if value is None else f"Content-Type '{value[:80]}'"
+    return outcome_response(
+        415,
+        "not-supported",
+        f"the body must be JSON sent as Content-Type application/json (got {got})",
+    )
 
 
 def _complete(prefetch: Mapping[str, object]) -> bool:
@@ -76,6 +134,11 @@ def _unknown_service(service_id: str) -> Response:
 
 
 def _unauthorized(exc: AuthError) -> Response:
+    if isinstance(exc, AuthUnavailable):
+        # The service's own fault (its replay store failed): refused, but worth a retry.
+        response = outcome_response(503, "transient", str(exc))
+        response.headers["Retry-After"] = "1"
+        return response
     response = outcome_response(401, "login", str(exc))
     response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return response
@@ -123,15 +186,36 @@ class CdsHooks:
         self.guideline = guideline()
         self.valuesets = load_valuesets(settings.valueset_dir)
         self.referral_codings = _referral_codings(self.valuesets)
-        # Whole path segments: "https://ehr.example" must not allow "https://ehr.example.evil".
-        self.fhir_servers = tuple(p.rstrip("/") + "/" for p in settings.fhir_servers)
+        # Deny by default: with no entry nothing is fetched. Entries and each request's
+        # fhirServer are compared in one normal form (whole path segments, ".." resolved, no
+        # userinfo: nkr.fhir._fetch.normalise_base). The HTTP client is the lifespan's.
+        self.fhir_servers = FhirServers(settings.fhir_servers)
+        self.fetcher = Fetcher(
+            self.fhir_servers,
+            None,
+            FetchLimits(settings.fhir_timeout_seconds, settings.fhir_max_response_bytes),
+            settings.fhir_max_concurrent_fetches,
+        )
         self._base_urls: dict[tuple[object, ...], str] = {}
         self.discovery = {
             lang: orjson.dumps(doc) for lang, doc in discovery(dict(PREFETCH_TEMPLATES)).items()
         }
-        self.store = FeedbackStore.in_dir(settings.data_dir)
+        self.store = FeedbackStore.in_dir(
+            settings.data_dir, retention_days=settings.card_retention_days
+        )
         issuers = parse_issuers(settings.jwt_issuers)
-        self.auth = Authenticator(issuers, settings.fhir_timeout_seconds) if issuers else None
+        # The replay store is SQLite in the data folder: shared by every worker, kept across
+        # restarts. Auth on implies NKR_PUBLIC_BASE_URL (the settings refuse it otherwise).
+        self.auth = (
+            Authenticator(
+                issuers,
+                timeout=settings.fhir_timeout_seconds,
+                replay=ReplayStore.in_dir(settings.data_dir),
+                max_token_bytes=settings.max_token_bytes,
+            )
+            if issuers
+            else None
+        )
         _ensure_logging()
         if self.auth is None:
             _warn_auth_off()
@@ -139,6 +223,10 @@ class CdsHooks:
             log.info("CDS Hooks JWT authentication on; allowed issuers: %s", ", ".join(issuers))
 
     def base_url(self, request: Request) -> str:
+        """The base of card links: ``NKR_PUBLIC_BASE_URL`` when set, else the request's own
+        origin, whose Host header the app's middleware has checked against
+        ``NKR_ALLOWED_HOSTS`` (and whose scheme counts X-Forwarded-Proto only from
+        ``NKR_TRUSTED_PROXIES``)."""
         if self.settings.public_base_url:
             return self.settings.public_base_url
         # Starlette derives the base URL from these parts of the scope alone, at a cost that
@@ -157,10 +245,13 @@ class CdsHooks:
         return url
 
     async def authenticate(self, request: Request, path: str) -> None:
+        """Check the request's JWT; its ``aud`` must be ``NKR_PUBLIC_BASE_URL`` + ``path``,
+        never a URL built from the request (Host header, X-Forwarded-Proto)."""
         if self.auth is not None:
-            await self.auth.check(
-                request.headers.get("authorization"), self.base_url(request) + path
-            )
+            public = self.settings.public_base_url
+            if public is None:  # the settings refuse auth without it; never fall back
+                raise AuthError("no-public-url", "NKR_PUBLIC_BASE_URL is not configured")
+            await self.auth.check(_header(request, b"authorization"), public + path)
 
     async def call(self, service_id: str, request: Request) -> Response:
         service = SERVICES.get(service_id)
@@ -171,6 +262,9 @@ class CdsHooks:
                 await self.authenticate(request, f"/cds-services/{service_id}")
             except AuthError as exc:
                 return _unauthorized(exc)
+        not_json = _not_json(request)
+        if not_json is not None:
+            return not_json
         body = await request.body()
         on = self.settings.today()
         try:
@@ -182,6 +276,10 @@ class CdsHooks:
             cards, issued = self._cards(hook_request, fhir_case, on, lang, request)
         except PrefetchUnavailable as exc:
             return outcome_response(412, "incomplete", str(exc))
+        except FetchBusy as exc:
+            busy = outcome_response(503, "throttled", str(exc))
+            busy.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return busy
         except InputError as exc:
             return outcome_response(400, "invalid", str(exc))
         except (TypeError, KeyError, AttributeError, ValueError, IndexError) as exc:
@@ -196,7 +294,10 @@ class CdsHooks:
             kinds = ", ".join(type(e).__name__ for e in exc.exceptions)
             log.error("service %s: fetching prefetch failed with %s", service_id, kinds)
             return outcome_response(412, "incomplete", "prefetch: could not fetch from fhirServer")
-        self.store.issued(service.id, issued)
+        # The integrators page's own calls (marked in the ASGI scope, which HTTP cannot set)
+        # are not EHR traffic: their cards are not recorded, nor counted as shown.
+        if issued and INTERNAL_CALL not in request.scope:
+            self.store.issued(service.id, issued)
         return _json({"cards": cards})
 
     def _read_quick(
@@ -244,21 +345,18 @@ class CdsHooks:
         return hook_request, fhir_case
 
     async def _prefetch(self, req: HookRequest) -> Mapping[str, Any]:
-        allowed = self.fhir_servers
-        if req.fhir_server and allowed and not (req.fhir_server + "/").startswith(allowed):
-            missing = next(key for key in PREFETCH_TEMPLATES if key not in req.prefetch)
-            raise PrefetchUnavailable(missing, "fhirServer is not on this service's allowlist")
-        return await fetch_missing_prefetch(
+        return await self.fetcher.fetch_missing(
             prefetch=req.prefetch,
             context=req.context,
             fhir_server=req.fhir_server,
             fhir_authorization=req.fhir_authorization,
-            timeout_seconds=self.settings.fhir_timeout_seconds,
         )
 
     def _cards(
         self, req: HookRequest, fhir_case: FhirCase, on: dt.date, lang: Lang, request: Request
-    ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+        """The cards, and for the feedback store each card's uuid, topic and suggestion
+        uuids (space-separated): what feedback on the card is checked against."""
         if fhir_case.case is None:
             return [], []
         assessment = evaluate(fhir_case.case, self.guideline, on)
@@ -282,34 +380,66 @@ class CdsHooks:
             encounter=None if req.encounter_id is None else f"Encounter/{req.encounter_id}",
             referral_codings=self.referral_codings,
         )
-        return rendered.cards, rendered.issued
+        issued = [
+            (card_id, topic, " ".join([s["uuid"] for s in suggestions]) if suggestions else "")
+            for (card_id, topic), suggestions in zip(
+                rendered.issued, [c.get("suggestions") for c in rendered.cards], strict=True
+            )
+        ]
+        return rendered.cards, issued
 
     async def feedback(self, service_id: str, request: Request) -> Response:
+        """Store feedback that matches cards this service issued (all items or none). What
+        does not match gets 400 (a suggestion, reason or service the card did not have), 404
+        (no such card on record) or 409 (the card has its outcome already), naming the item."""
         if service_id not in SERVICES:
             return _unknown_service(service_id)
         try:
             await self.authenticate(request, f"/cds-services/{service_id}/feedback")
         except AuthError as exc:
             return _unauthorized(exc)
+        not_json = _not_json(request)
+        if not_json is not None:
+            _metrics.FEEDBACK.labels("refused").inc()
+            return not_json
         try:
             parsed = parse_feedback(await request.body())
         except InputError as exc:
+            _metrics.FEEDBACK.labels("refused").inc()
             return outcome_response(400, "invalid", str(exc))
-        await asyncio.to_thread(self.store.store, service_id, parsed)
-        return Response(status_code=200)
+        items = parsed.feedback
+        try:
+            try:
+                await asyncio.to_thread(self.store.store, service_id, parsed)
+            except FeedbackRefused as exc:
+                if not may_be_pending(exc.unknown, time.time()):
+                    raise
+                # Another worker may have issued the card a moment ago and write it soon.
+                await asyncio.sleep(RECHECK_SECONDS)
+                await asyncio.to_thread(self.store.store, service_id, parsed)
+        except FeedbackRefused as exc:
+            _metrics.FEEDBACK.labels("refused").inc(len(items))
+            return outcome_response(exc.status, exc.code, exc.diagnostics, exc.where)
+        accepted = sum(1 for item in items if item.outcome == "accepted")
+        if accepted:
+            _metrics.FEEDBACK.labels("accepted").inc(accepted)
+        if accepted < len(items):
+            _metrics.FEEDBACK.labels("overridden").inc(len(items) - accepted)
+        # CDS Hooks 2.0 asks for 200 OK only; an empty JSON object says it in the content type
+        # the OpenAPI document gives, for clients that parse every answer.
+        return _json({})
 
 
-# Documented as an enum; any other id gets a 404 with an OperationOutcome (not FastAPI's 422).
-ServiceId = Annotated[str, Path(json_schema_extra={"enum": list(SERVICES)})]
-# The same parameter, described for the service call's schema by hand: that endpoint reads it
-# from the path itself, which spares every call FastAPI's parameter validation (a string
-# needs none; an unknown id gets its 404 from the endpoint).
-SERVICE_ID_PARAMETER: dict[str, Any] = {
-    "name": "service_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "enum": list(SERVICES), "title": "Service Id"},
-}
+def _endpoint(
+    handle: Callable[[str, Request], Awaitable[Response]], service_id: str
+) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of one service's route. It takes the raw request only, which spares every
+    call FastAPI's parameter validation (the body is read by the service itself)."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handle(service_id, request)
+
+    return endpoint
 
 
 def create_router(settings: Settings) -> APIRouter:
@@ -318,44 +448,69 @@ def create_router(settings: Settings) -> APIRouter:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One HTTP client for fetching prefetch, for the app's lifetime (only when fetching is
+        # configured): creating one loads the CA bundle, ~80 ms on the event loop.
+        if hooks.fhir_servers:
+            hooks.fetcher.client = new_client(settings.fhir_max_concurrent_fetches)
         # Everything loaded at start-up (modules, the guideline, value sets) lives as long as
         # the process: moved out of the collector's sight, it is not rescanned on every full
         # collection, which the many short-lived objects of FHIR requests trigger often.
         gc.freeze()
-        async with hooks.store.running():
-            yield
+        try:
+            async with hooks.store.running():
+                yield
+        finally:
+            client, hooks.fetcher.client = hooks.fetcher.client, None
+            if client is not None:
+                await client.aclose()
 
     router = APIRouter(lifespan=lifespan, tags=["CDS Hooks"])
+
+    # The OpenAPI document describes this deployment: whether missing prefetch is fetched,
+    # whether calls need a JWT (nkr.cdshooks._openapi).
+    fetching, auth = bool(hooks.fhir_servers), hooks.auth is not None
 
     @router.get(
         "/cds-services",
         summary="CDS Hooks discovery",
-        responses=_openapi.responses({"type": "object"}),
+        openapi_extra={"parameters": [_openapi.ACCEPT_LANGUAGE]},
+        responses=_openapi.discovery_responses(),
     )
     async def discover(request: Request) -> Response:
         lang = accept_language(request.headers.get("accept-language"))
-        return Response(hooks.discovery[lang], media_type=JSON)
+        return Response(hooks.discovery[lang], media_type=JSON, headers=DISCOVERY_CACHE)
 
-    @router.post(
-        "/cds-services/{service_id}",
-        summary="Call a CDS service",
-        openapi_extra={
-            "parameters": [SERVICE_ID_PARAMETER],
-            **_openapi.request_body(_openapi.HOOK_REQUEST),
-        },
-        responses=_openapi.responses(_openapi.CARDS_RESPONSE, 400, 401, 404, 412, 413),
-    )
+    # One route, and one documented operation, per service: the body a service takes depends
+    # on its hook, which one templated path could not document. The templated routes after
+    # them answer any other id with a 404 (and are left out of the document).
+    for service in SERVICES.values():
+        router.add_api_route(
+            f"/cds-services/{service.id}",
+            _endpoint(hooks.call, service.id),
+            methods=["POST"],
+            summary=f"Call the {service.hook} service",
+            openapi_extra={
+                "parameters": [_openapi.ACCEPT_LANGUAGE],
+                **_openapi.request_body(_openapi.hook_request(service.hook, fetching=fetching)),
+            },
+            responses=_openapi.call_responses(fetching=fetching, auth=auth),
+        )
+        router.add_api_route(
+            f"/cds-services/{service.id}/feedback",
+            _endpoint(hooks.feedback, service.id),
+            methods=["POST"],
+            summary=f"Feedback on the {service.hook} service's cards",
+            openapi_extra=_openapi.request_body(_openapi.FEEDBACK_REQUEST),
+            responses=_openapi.feedback_responses(auth=auth),
+        )
+
+    @router.post("/cds-services/{service_id}", include_in_schema=False)
     async def call(request: Request) -> Response:
         return await hooks.call(request.path_params["service_id"], request)
 
-    @router.post(
-        "/cds-services/{service_id}/feedback",
-        summary="Feedback on cards",
-        openapi_extra=_openapi.request_body(_openapi.FEEDBACK_REQUEST),
-        responses=_openapi.responses({}, 400, 401, 404, 413),
-    )
-    async def feedback(service_id: ServiceId, request: Request) -> Response:
-        return await hooks.feedback(service_id, request)
+    @router.post("/cds-services/{service_id}/feedback", include_in_schema=False)
+    async def feedback(request: Request) -> Response:
+        return await hooks.feedback(request.path_params["service_id"], request)
 
     if settings.bench_endpoint:
 

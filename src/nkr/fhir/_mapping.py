@@ -124,10 +124,14 @@ _SYSTEM_LABELS: Final[Mapping[str, str]] = {
 
 # The case's upper bound on age.
 _MAX_AGE: Final = 130
-_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+# ASCII digits only, as FHIR's own regexes for date and dateTime: without re.ASCII, ``\d``
+# matches every Unicode decimal digit and ``int`` reads them, so "١٩٧٩-03-14" (Arabic-Indic) or
+# "２０２０-03-14" (full-width) would pass as dates.
+_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", re.ASCII)
 _DATETIME = re.compile(
     r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
-    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?"
+    r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?",
+    re.ASCII,
 )
 # The forms EHRs send nearly always (a whole date, or a date-time to the second with an offset
 # the general parser accepts): these ``datetime.fromisoformat`` reads, in C, exactly as the
@@ -550,6 +554,17 @@ def matched_ids(
         if ids:
             matched = matched | ids if matched else ids
     return matched
+
+
+def check_draft_orders(draft_orders: list[Resource]) -> None:
+    """Check every draft order's shape as :func:`read_draft_orders` does (resourceType, id,
+    the code field of its type), without matching codes. order-select reads only the selected
+    orders, but a malformed entry of draftOrders is a malformed request, selected or not."""
+    for i, raw in enumerate(draft_orders):
+        res = _Res(raw, f"draftOrders[{i}]")
+        field = _ORDER_CODE_FIELD.get(res.type)
+        if field is not None:
+            res.codings(field, res.data.get(field))
 
 
 def read_draft_orders(draft_orders: list[Resource], vs: ValueSets) -> tuple[DraftOrder, ...]:

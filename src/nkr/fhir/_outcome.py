@@ -76,7 +76,10 @@ def outcome_response(
     diagnostics: str,
     expression: str | None = None,
 ) -> FhirJSONResponse:
-    """An error answer: HTTP ``status_code`` with an OperationOutcome body."""
+    """An error answer: HTTP ``status_code`` with an OperationOutcome body, never cached (it
+    may name a field of a patient's record, and an error is no answer to keep)."""
     return FhirJSONResponse(
-        operation_outcome(code, diagnostics, expression), status_code=status_code
+        operation_outcome(code, diagnostics, expression),
+        status_code=status_code,
+        headers={"Cache-Control": "no-store"},
     )

@@ -2,20 +2,117 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any, Final
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from nkr._settings import Settings
 from nkr.fhir._outcome import FHIR_JSON, FhirJSONResponse, outcome_response
 from nkr.fhir._valuesets import ValueSets, load_valuesets
 
-_FHIR_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {FHIR_JSON: {}}, "description": "A FHIR resource"},
+# What the endpoints answer, for the OpenAPI document (the responses are built by hand, so
+# FastAPI would otherwise call them strings). The FHIR R4 shapes as far as nkr fills them in.
+_CONCEPT: Final[dict[str, Any]] = {
+    "type": "object",
+    "required": ["code"],
+    "properties": {"code": {"type": "string"}, "display": {"type": "string"}},
 }
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"content": {FHIR_JSON: {}}, "description": "OperationOutcome: no such ValueSet"},
+VALUESET_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "A FHIR R4 ValueSet (every concept with its provenance as an extension).",
+    "required": ["resourceType", "id", "url", "status", "compose"],
+    "properties": {
+        "resourceType": {"const": "ValueSet"},
+        "id": {"type": "string"},
+        "url": {"type": "string"},
+        "version": {"type": "string"},
+        "name": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"enum": ["draft", "active", "retired", "unknown"]},
+        "compose": {
+            "type": "object",
+            "required": ["include"],
+            "properties": {
+                "include": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["system"],
+                        "properties": {
+                            "system": {"type": "string"},
+                            "concept": {"type": "array", "items": _CONCEPT},
+                        },
+                    },
+                }
+            },
+        },
+    },
 }
+BUNDLE_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "A FHIR R4 searchset Bundle of ValueSets.",
+    "required": ["resourceType", "type", "total", "entry"],
+    "properties": {
+        "resourceType": {"const": "Bundle"},
+        "type": {"const": "searchset"},
+        "total": {"type": "integer", "minimum": 0},
+        "link": {"type": "array", "items": {"type": "object"}},
+        "entry": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["fullUrl", "resource"],
+                "properties": {
+                    "fullUrl": {"type": "string"},
+                    "resource": VALUESET_SCHEMA,
+                    "search": {"type": "object"},
+                },
+            },
+        },
+    },
+}
+_OUTCOME_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "required": ["resourceType", "issue"],
+    "properties": {"resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array"}},
+}
+
+
+def _answer(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {FHIR_JSON: {"schema": schema}}}
+
+
+_ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    400: _answer(_OUTCOME_SCHEMA, "OperationOutcome: a Host header this service does not allow"),
+    431: _answer(_OUTCOME_SCHEMA, "OperationOutcome: the request head is too large"),
+}
+_SEARCH_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: _answer(BUNDLE_SCHEMA, "The matching value sets"),
+    **_ERRORS,
+}
+_READ_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: _answer(VALUESET_SCHEMA, "The value set"),
+    404: _answer(_OUTCOME_SCHEMA, "OperationOutcome: no such ValueSet"),
+    **_ERRORS,
+}
+# The search parameters, read from the query by the endpoint itself: any string is a valid
+# search value, so FastAPI has nothing to validate (and no 422 to document).
+_SEARCH_PARAMETERS: Final = [
+    {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+    for name, description in (
+        ("url", "Canonical URL(s), comma-separated; a version after '|' is ignored"),
+        ("_id", "Logical id(s), comma-separated"),
+    )
+]
+_READ_PARAMETERS: Final = [
+    {"name": "vs_id", "in": "path", "required": True, "schema": {"type": "string"}}
+]
 
 
 def _one_of(param: str | None) -> set[str] | None:
@@ -32,18 +129,16 @@ def create_valueset_router(valuesets: ValueSets) -> APIRouter:
     @router.get(
         "/ValueSet",
         response_class=FhirJSONResponse,
-        responses=_FHIR_RESPONSE,
+        responses=_SEARCH_RESPONSES,
+        openapi_extra={"parameters": _SEARCH_PARAMETERS},
         summary="Search the value sets (searchset Bundle)",
     )
-    def search_valuesets(
-        request: Request,
-        url: Annotated[str | None, Query(description="Canonical URL(s)")] = None,
-        id_: Annotated[str | None, Query(alias="_id", description="Logical id(s)")] = None,
-    ) -> FhirJSONResponse:
-        urls = _one_of(url)
+    def search_valuesets(request: Request) -> FhirJSONResponse:
+        query = request.query_params
+        urls = _one_of(query.get("url"))
         if urls is not None:
             urls = {u.partition("|")[0] for u in urls}
-        ids = _one_of(id_)
+        ids = _one_of(query.get("_id"))
         base = str(request.base_url).rstrip("/")
         entries = [
             {
@@ -66,11 +161,12 @@ def create_valueset_router(valuesets: ValueSets) -> APIRouter:
     @router.get(
         "/ValueSet/{vs_id}",
         response_class=FhirJSONResponse,
-        responses=_FHIR_RESPONSE | _NOT_FOUND,
+        responses=_READ_RESPONSES,
+        openapi_extra={"parameters": _READ_PARAMETERS},
         summary="Read one value set",
     )
-    def read_valueset(vs_id: str) -> FhirJSONResponse:
-        resource = resources.get(vs_id)
+    def read_valueset(request: Request) -> FhirJSONResponse:
+        resource = resources.get(request.path_params["vs_id"])
         if resource is None:
             return outcome_response(
                 404, "not-found", "No ValueSet with this id", expression="ValueSet.id"

@@ -5,14 +5,14 @@ Pages (Danish by default, ``?lang=en`` for English; a posted form carries ``lang
 
 - ``/``: the quick guide. ``/anbefalinger/{rec_id}``: one recommendation (CDS Hooks cards
   link here).
-- ``/vurdering``: the assessment form; POST (or GET with the same fields) gives the result,
-  ``print=1`` its print view.
+- ``/vurdering``: the assessment form; a POST of its fields gives the result (``print=1`` its
+  print view). A GET with case fields is redirected to the blank form: no patient data in URLs.
 - ``/pjece``: the patient handout (``handout.toml``).
 - ``/integration``: the app's own CDS Hooks services, with sample patients (``samples/``).
 """
 
 from __future__ import annotations
 
-from nkr.web._routes import create_router, not_found_page
+from nkr.web._routes import bad_request_page, create_router, not_found_page
 
-__all__ = ["create_router", "not_found_page"]
+__all__ = ["bad_request_page", "create_router", "not_found_page"]

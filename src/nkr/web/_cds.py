@@ -2,7 +2,9 @@
 
 Calls go to the same application in-process (no network), exactly as an EHR would send them:
 discovery first, then a hook request with prefetch. Cards are shown as an EHR shows them;
-their markdown is rendered with raw HTML disabled and unsafe link schemes refused.
+their markdown is rendered with raw HTML disabled and unsafe link schemes refused. The calls
+are marked as the page's own in their ASGI scope, so that the service does not count their
+cards as shown to a clinician (nor accepts feedback on them).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import orjson
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nkr._guideline import Lang, Localized
+from nkr.cdshooks._feedback import INTERNAL_CALL
 
 SAMPLES_DIR = Path(__file__).with_name("samples")
 _RELATIVE_DATE = re.compile(r"^\$\{today([+-]\d+)d\}$")
@@ -207,10 +210,21 @@ class HookResult:
     elapsed_ms: float
 
 
+def _in_process(app: ASGIApp) -> ASGIApp:
+    """``app``, with every request's scope marked as a call of this page: not EHR traffic.
+    The mark is a key of the ASGI scope, which only code in this process can set; no header or
+    other part of an HTTP request reaches it."""
+
+    async def marked(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, INTERNAL_CALL: True}, receive, send)
+
+    return marked
+
+
 def _client(app: ASGIApp, lang: Lang, base_url: str) -> httpx.AsyncClient:
     # The page's own base URL, so that links in the cards point where the user can follow them.
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
+        transport=httpx.ASGITransport(app=_in_process(app)),
         base_url=base_url or _INTERNAL_BASE,
         headers={"Accept-Language": lang, "Accept": "application/json"},
         timeout=_TIMEOUT_SECONDS,

@@ -36,8 +36,11 @@ MULTI_FIELDS = ("signs", "red_flags", "non_surgical_treatment", "planned")
 CASE_FIELDS = (*SINGLE_FIELDS, *MULTI_FIELDS)
 MRI_CHOICES = ("unknown", "yes", "no")
 
-_ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
-_DANISH = re.compile(r"^(\d{1,2})[-./](\d{1,2})[-./](\d{4})$")
+# ASCII digits only (re.ASCII): Python's ``\d`` and ``int`` also read Arabic-Indic, full-width
+# and every other decimal digit, which no date or age in a patient record is written in.
+_ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
+_DANISH = re.compile(r"(\d{1,2})[-./](\d{1,2})[-./](\d{4})", re.ASCII)
+_AGE = re.compile(r"\d{1,3}", re.ASCII)
 _MAX_VALUE_CHARS = 200
 
 # Errors raised by the case format or the engine: (field, words in the message) -> message key.
@@ -103,9 +106,9 @@ class CaseForm:
 def parse_date(value: str) -> dt.date | None:
     """A date typed as YYYY-MM-DD or DD-MM-YYYY (also with . or /); raises ValueError for a
     date that does not exist, returns None for text that is not a date at all."""
-    if match := _ISO.match(value):
+    if match := _ISO.fullmatch(value):
         year, month, day = (int(g) for g in match.groups())
-    elif match := _DANISH.match(value):
+    elif match := _DANISH.fullmatch(value):
         day, month, year = (int(g) for g in match.groups())
     else:
         return None
@@ -146,7 +149,7 @@ def _case_data(form: CaseForm, g: Guideline, lang: Lang, today: dt.date) -> dict
             form.error("birth_date", "error-birth-future", lang)
         elif birth is not None:
             data["birth_date"] = birth.isoformat()
-    elif re.fullmatch(r"\d{1,3}", age_text) is None:
+    elif _AGE.fullmatch(age_text) is None:
         form.error("age", "error-age-number", lang, low=AGE_MIN, high=AGE_MAX)
     elif not AGE_MIN <= int(age_text) <= AGE_MAX:
         form.error("age", "error-age-range", lang, low=AGE_MIN, high=AGE_MAX)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from nkr._assessment import Assessment
 from nkr._guideline import Lang, Recommendation
@@ -17,7 +17,7 @@ from nkr.guidelines.lumbar_radiculopathy import guideline
 from nkr.web import _cds
 from nkr.web._form import AGE_MAX, AGE_MIN, CASE_FIELDS, MRI_CHOICES, CaseForm, assess
 from nkr.web._handout import handout
-from nkr.web._pages import Clock, render, secure, static_files, warm_up
+from nkr.web._pages import Clock, render, secure, static_files, url_for_lang, warm_up
 from nkr.web._text import parse_lang
 
 LangParam = Annotated[str | None, Query(max_length=5)]
@@ -100,6 +100,22 @@ def not_found_page(path: str, lang: str | None) -> HTMLResponse:
     )
 
 
+def bad_request_page() -> HTMLResponse:
+    """The web app's 400 page for an address whose parameters a page cannot use (such as an
+    over-long ``lang``): the app's own page with its security headers, not FastAPI's JSON,
+    and nothing of the address echoed. In Danish, the default: the language asked for is the
+    parameter that could not be read."""
+    return render(
+        "bad_request.html",
+        lang="da",
+        path="/",
+        clock=Clock(),
+        status_code=400,
+        no_store=True,
+        nav=None,
+    )
+
+
 def create_router(settings: Settings) -> APIRouter:
     """The web pages: quick guide, recommendation pages, assessment, handout, integrators."""
     router = APIRouter(include_in_schema=False)
@@ -142,7 +158,9 @@ def create_router(settings: Settings) -> APIRouter:
             next=g.recommendations[index + 1] if index + 1 < len(g.recommendations) else None,
         )
 
-    def _assessment_page(items: list[tuple[str, str]], clock: Clock, method: str) -> HTMLResponse:
+    def _assessment_page(items: list[tuple[str, str]], clock: Clock) -> HTMLResponse:
+        """The form, or (for a posted case) the result: patient data comes only in a POST
+        body, never in a URL, where it would reach browser history and access logs."""
         params = dict(items)
         language = parse_lang(params.get("lang"))
         today = settings.today()
@@ -154,12 +172,7 @@ def create_router(settings: Settings) -> APIRouter:
         if assessment is None:
             return _form_page(form, language, clock, status_code=400)
         return _result_page(
-            assessment,
-            form,
-            language,
-            clock,
-            print_view=params.get("print") == "1",
-            posted=method == "POST",
+            assessment, form, language, clock, print_view=params.get("print") == "1"
         )
 
     def _form_page(
@@ -181,7 +194,7 @@ def create_router(settings: Settings) -> APIRouter:
         )
 
     def _result_page(
-        a: Assessment, form: CaseForm, lang: Lang, clock: Clock, *, print_view: bool, posted: bool
+        a: Assessment, form: CaseForm, lang: Lang, clock: Clock, *, print_view: bool
     ) -> HTMLResponse:
         hidden = form.hidden_items()
         extra = [("print", "1")] if print_view else []
@@ -199,21 +212,31 @@ def create_router(settings: Settings) -> APIRouter:
             hidden=hidden,
             print_view=print_view,
             printed_on=settings.today(),
-            query=None if posted else hidden + extra,
-            switch_form=hidden + extra if posted else None,
+            # The language switch re-posts the case (no patient data in a URL).
+            switch_form=hidden + extra,
         )
 
     @router.get(ASSESSMENT_PATH, response_class=HTMLResponse)
-    def assessment_get(request: Request) -> HTMLResponse:
+    def assessment_get(request: Request) -> Response:
+        """The blank form. A case in the query (an old link, a hand-made URL) is never
+        assessed nor echoed: it is answered with a redirect to the blank form, so that the
+        address bar no longer shows it either."""
         clock = Clock()
-        return _assessment_page(list(request.query_params.multi_items()), clock, "GET")
+        items = list(request.query_params.multi_items())
+        if any(name != "lang" for name, _ in items):
+            language = parse_lang(request.query_params.get("lang"))
+            location = url_for_lang(ASSESSMENT_PATH, language)
+            redirect = RedirectResponse(location, status_code=303)
+            redirect.headers["Server-Timing"] = clock.header()
+            return secure(redirect, no_store=True)
+        return _assessment_page(items, clock)
 
     @router.post(ASSESSMENT_PATH, response_class=HTMLResponse)
     async def assessment_post(request: Request) -> HTMLResponse:
         clock = Clock()
         form = await request.form(max_files=0, max_fields=100)
         items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-        return _assessment_page(items, clock, "POST")
+        return _assessment_page(items, clock)
 
     @router.get("/pjece", response_class=HTMLResponse)
     def patient_handout(lang: LangParam = None) -> HTMLResponse:
