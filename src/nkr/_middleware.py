@@ -21,6 +21,25 @@ class _TooLarge(Exception):
     pass
 
 
+async def _send_and_close(send: Send, status: int, content_type: bytes, body: bytes) -> None:
+    """An answer the application never saw, and the end of the connection."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+                (b"x-content-type-options", b"nosniff"),
+                (b"content-security-policy", b"default-src 'none'"),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodySizeLimit:
     """Answer 413 (with an OperationOutcome) to a body over ``max_bytes``: at once when the
     ``Content-Length`` says so, or as soon as a streamed body grows past the limit."""
@@ -35,19 +54,7 @@ class BodySizeLimit:
                 "too-costly", f"the request body is larger than {self.max_bytes} bytes"
             )
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", FHIR_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_and_close(send, 413, FHIR_JSON.encode(), body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,21 +148,7 @@ class RequestHeadGuard:
         else:
             body = f"{status} Bad Request: {text}\n".encode()
             content_type = b"text/plain; charset=utf-8"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", content_type),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", b"no-store"),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"content-security-policy", b"default-src 'none'"),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send_and_close(send, status, content_type, body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
