@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+
+from nkr._devserver import free_port
 
 from .cds_schema import check_response
 from .fhir_data import EXTRA_RED_FLAGS, SERVICE_IDS
@@ -132,13 +133,6 @@ def loopback() -> Iterator[Callable[[Handler], Loopback]]:
 
 
 # -- a server process the test controls (kill and restart) ----------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -24,7 +24,9 @@ import httpx
 import orjson
 import pytest
 
-from .conftest import Cds, ServerFactory, ServerProcess, free_port
+from nkr._devserver import free_port
+
+from .conftest import Cds, ServerFactory, ServerProcess
 from .fhir_data import SERVICE_IDS, bundle, hook_request, pain, procedure, radiculopathy
 
 TOKEN = "ehr-bearer-token-0815"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-import socket
 import threading
 import time
 import zlib
@@ -27,6 +26,7 @@ from starlette.routing import Route
 
 from nkr import InputError
 from nkr._app import create_app
+from nkr._devserver import free_port
 from nkr._settings import Settings
 from nkr.fhir import (
     PREFETCH_TEMPLATES,
@@ -146,17 +146,10 @@ def _app(state: FakeFhir) -> Starlette:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def fhir_server() -> Iterator[FakeFhir]:
     state = FakeFhir()
-    port = _free_port()
+    port = free_port()
     state.base = f"http://127.0.0.1:{port}/fhir"
     config = uvicorn.Config(
         _app(state), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
@@ -374,7 +367,7 @@ def test_the_token_is_never_sent_to_a_next_link_on_another_server(
 def test_an_unreachable_fhir_server_looks_like_any_other_failure(
     fake: FakeFhir, fetch_log: pytest.LogCaptureFixture
 ) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}/fhir"
+    closed = f"http://127.0.0.1:{free_port()}/fhir"
     with pytest.raises(PrefetchUnavailable) as info:
         fetch(fake, {}, server=closed, allowed=(fake.base, closed))
     assert str(info.value).endswith(FETCH_FAILED)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from nkr._devserver import free_port
 from nkr.fhir._transport import Http11Pool
 
 # (connection number, request number on it, raw request head) -> bytes to send, or None to
@@ -291,9 +292,7 @@ def test_failures_are_httpx_errors(
 
 
 def test_a_closed_port_is_a_connect_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
 
     async def one(client: httpx.AsyncClient) -> None:
         with pytest.raises(httpx.ConnectError):
