@@ -104,6 +104,8 @@ def guide_command(
     console.print(Text(g.status.text(language), style="bold red"))
     for line in scope_lines(g, language):
         console.print(line)
+    if g.about:
+        console.print(Text(t("about-heading", language), style="bold"))
     for paragraph in g.about:
         console.print(paragraph(language))
     for section in g.sections:
@@ -188,7 +190,7 @@ def _print_assessment(a: Assessment, lang: Lang) -> None:
     console.print(
         f"{t('assessment-date', lang)}: {a.date}   {t('age', lang)}: {a.age_years} "
         f"{t('years', lang)}   {t('days-since-onset', lang)}: {a.days_since_onset} "
-        f"({a.week_text(lang)})"
+        f"– {a.week_text(lang)}"
     )
     if a.in_scope:
         console.print(Text(t("in-scope", lang), style="bold green"))

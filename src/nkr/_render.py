@@ -91,7 +91,7 @@ def grade_in_words(g: Guideline, rec_id: str, lang: Lang) -> str:
     rec = g.recommendation(rec_id)
     if rec.strength is None:
         direction = t(f"direction-{rec.direction.value}", lang)
-        return f"{t('good-practice', lang)} ({direction})"
+        return f"{t('good-practice', lang)} – {direction}"
     strength = next(
         s.meaning(lang)
         for s in g.legend.strength
@@ -117,6 +117,8 @@ def guide_markdown(g: Guideline, lang: Lang) -> str:
         lines += [f"*{t('scope-reading', lang)}:*", ""]
         lines += [f"- {a.text(lang)}" for a in g.scope_assumptions]
         lines.append("")
+    if g.about:
+        lines += [f"**{t('about-heading', lang)}**", ""]
     lines += [*(item for p in g.about for item in (p(lang), ""))]
     for section in g.sections:
         lines += [f"## {section.heading(lang)}", ""]

@@ -154,12 +154,20 @@ VIGNETTES = [
         None,
     ),
     Vignette(
-        "referral done, in scope: the date stays the condition",
+        "referred, in scope: says so, never the condition still pending",
         case(40, spine_surgeon_assessment="referred", **SEVERE_TREATED),
         True,
         "done",
         deadline(40),
-        "if",
+        "referred",
+    ),
+    Vignette(
+        "assessment done, week 7: says so",
+        case(45, spine_surgeon_assessment="done", **SEVERE_TREATED),
+        True,
+        "done",
+        deadline(45),
+        "done",
     ),
     Vignette(
         "assessment done past 12 weeks: no date",
@@ -175,7 +183,7 @@ VIGNETTES = [
         True,
         "done",
         deadline(55),
-        "if",
+        "planned",
     ),
     Vignette(
         "turns 18 today, severe pain despite treatment: due",
@@ -210,6 +218,9 @@ def _case_json(v: Vignette) -> dict[str, Any]:
 
 
 WORDING_KEYS = {
+    "referred": "surgeon-referred",
+    "done": "surgeon-done",
+    "planned": "surgeon-referral-planned",
     "if": "surgeon-deadline-if",
     "due": "surgeon-deadline-due",
     "overdue": "surgeon-deadline-overdue",
@@ -263,8 +274,14 @@ def test_cli_json_and_summary(
         for text in [*summary.values(), text_output]:
             assert deadline(_days(v)) not in text
         return
-    assert v.due in text_output
     text = out["spine_surgeon_due_text"]
+    if v.wording in ("referred", "done", "planned"):
+        # What has happened, never the condition as if the assessment were still pending.
+        assert text == G.message(WORDING_KEYS[v.wording], "da")
+        assert text in summary["da"]
+        assert G.message(WORDING_KEYS[v.wording], "en") in summary["en"]
+        return
+    assert v.due in text_output
     assert v.due in text
     if v.wording == "if":
         # The condition it is, never a deadline that already applies.
@@ -284,4 +301,4 @@ def _days(v: Vignette) -> int:
 def test_there_are_at_least_fifteen_vignettes_on_the_surgeon_date() -> None:
     assert len(VIGNETTES) >= 15
     shown = {v.wording for v in VIGNETTES}
-    assert shown == {"if", "due", "overdue", None}
+    assert shown == {"if", "due", "overdue", "referred", "done", "planned", None}

@@ -53,7 +53,8 @@ class ResultGroup:
 class ResultView:
     attention: tuple[ResultItem, ...]
     groups: tuple[ResultGroup, ...]
-    # "if", "due" or "overdue": how the spine-surgeon date reads; None when it is not shown.
+    # "if", "due" or "overdue" (or the spine-surgeon reason key when referred or done): how
+    # the spine-surgeon date reads; None when it is not shown.
     deadline_kind: str | None
     summary: str
 

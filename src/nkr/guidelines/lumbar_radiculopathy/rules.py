@@ -186,18 +186,22 @@ def _safety(case: Case) -> SafetyNotice | None:
     return SafetyNotice(flags, acute, Reason(key, (("flags", terms),)))
 
 
-def _deadline(ctx: Context, surgeon: RecStatus | None) -> Reason | None:
-    """How the spine-surgeon date is shown, if at all: as due or overdue when it is; as the
-    condition it is for a patient in scope without that need (yet); nowhere else (out of
-    scope, a red flag, under 18), where a date would read as a deadline that applies."""
+def _deadline(ctx: Context, surgeon: Outcome) -> Reason | None:
+    """How the spine-surgeon date is shown, if at all: as due or overdue when it is; as what
+    has happened when the patient is referred or assessed (never as a condition still
+    pending); as the condition it is for a patient in scope without that need (yet); nowhere
+    else (out of scope, a red flag, under 18), where a date would read as a deadline that
+    applies."""
     due = (("due_date", ctx.spine_surgeon_due),)
-    if surgeon is RecStatus.DUE:
+    if surgeon.status is RecStatus.DUE:
         return Reason("surgeon-deadline-due", due)
-    if surgeon is RecStatus.OVERDUE:
+    if surgeon.status is RecStatus.OVERDUE:
         return Reason("surgeon-deadline-overdue", due)
-    if ctx.in_scope:
-        return Reason("surgeon-deadline-if", due)
-    return None
+    if not ctx.in_scope:
+        return None
+    if surgeon.status is RecStatus.DONE:
+        return surgeon.reason
+    return Reason("surgeon-deadline-if", due)
 
 
 def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
@@ -230,12 +234,12 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
         applies=Outcome(RecStatus.APPLIES, in_scope_reason) if in_scope else not_in_scope,
     )
     results: list[RecommendationResult] = []
-    surgeon: RecStatus | None = None
+    surgeon = ctx.applies
     for rec in guideline.recommendations:
         outcome = RULES[rec.id](ctx)
         results.append(RecommendationResult(rec, outcome.status, outcome.reason))
         if rec.id == "spine-surgeon-assessment":
-            surgeon = outcome.status
+            surgeon = outcome
     deadline = _deadline(ctx, surgeon)
     return Assessment(
         guideline=guideline,
