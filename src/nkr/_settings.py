@@ -74,7 +74,7 @@ class Settings(BaseModel):
     # The service's public base URL (e.g. "https://cds.example.org"), when it runs behind a
     # proxy: card links point there, and a JWT's aud must be this base plus the endpoint path.
     # Unset: taken from the request (scheme, Host header, root path).
-    public_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    public_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#@]+(/[^\s?#@]*)?$")
     # URL prefixes of the FHIR servers the CDS Hooks service may fetch missing prefetch from
     # (e.g. "https://ehr.example.org/fhir/"). Empty: nkr fetches from no server at all (deny
     # by default); a request that lacks a prefetch key then gets 412.

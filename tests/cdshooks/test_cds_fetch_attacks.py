@@ -316,6 +316,18 @@ def test_a_path_that_leaves_the_allowed_base_is_refused(
     assert fake.seen == []
 
 
+def test_an_upper_case_scheme_is_the_same_server_and_never_echoed(
+    fenced: Cds, fake: FakeFhir
+) -> None:
+    response = fenced.post(
+        "patient-view", needs_fetch("HTTP" + fake.url.removeprefix("http") + "/fhir")
+    )
+    assert topics(response) == ["overview", "spine-surgeon-assessment"]
+    refused = fenced.post("patient-view", needs_fetch("ftp://u:secret@host/fhir"))
+    assert refused.status_code == 400
+    assert "secret" not in refused.text
+
+
 @pytest.mark.parametrize("userinfo", ["user:pw@", "user@", ":@"])
 def test_userinfo_in_fhir_server_is_refused(fenced: Cds, fake: FakeFhir, userinfo: str) -> None:
     url = f"http://{userinfo}{fake.url.removeprefix('http://')}/fhir"

@@ -40,6 +40,7 @@ from prometheus_client import REGISTRY
 
 from nkr._app import create_app
 from nkr._devserver import start_server, stop_server
+from nkr._errors import InputError
 from nkr._settings import Settings
 from nkr.cdshooks._auth import Authenticator, AuthError, ReplayStore
 
@@ -376,6 +377,15 @@ def test_auth_without_a_public_base_url_does_not_start(issuer: Issuer, tmp_path:
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1, lines
     assert "NKR_PUBLIC_BASE_URL" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:pw@cds.example.org", "https://cds.example.org@evil.example"]
+)
+def test_a_public_base_url_with_userinfo_is_refused(url: str) -> None:
+    """A user name and password have no place in the URL that card links and aud use."""
+    with pytest.raises(InputError, match=r"^setting NKR_PUBLIC_BASE_URL: "):
+        Settings.from_env({"NKR_PUBLIC_BASE_URL": url})
 
 
 def test_a_spoofed_host_with_a_matching_aud_is_refused(

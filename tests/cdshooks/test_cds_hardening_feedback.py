@@ -200,7 +200,7 @@ def test_json_with_charset_or_in_capitals_is_json(cds: Cds, content_type: str) -
     )
     assert response.status_code == 200, response.text
     (card,) = response.json()["cards"]
-    ok = post_feedback(cds.base, PATIENT_VIEW, [item(card["uuid"])], content_type)
+    ok = post_feedback(cds.base, PATIENT_VIEW, [item(card["uuid"], "overridden")], content_type)
     assert ok.status_code == 200, ok.text
 
 
@@ -247,6 +247,16 @@ def test_suggestion_not_on_the_card_is_refused(cds: Cds) -> None:
     twice = [{"id": mri["suggestions"][0]["uuid"]}] * 2
     body = [item(mri["uuid"], acceptedSuggestions=twice)]
     refused(post_feedback(cds.base, ORDER_SIGN, body), 400, "feedback[0].acceptedSuggestions")
+    assert post_feedback(cds.base, ORDER_SIGN, [accept(mri)]).status_code == 200
+
+
+def test_an_accepted_outcome_names_the_suggestion_it_took(cds: Cds) -> None:
+    """CDS Hooks: acceptedSuggestions is required for an accepted outcome; without it an
+    'accepted' would inflate a card's acceptance with nothing taken."""
+    mri, _ = mri_and_surgeon_cards(cds)
+    names = "feedback[0].acceptedSuggestions"
+    for body in ([item(mri["uuid"])], [item(mri["uuid"], acceptedSuggestions=[])]):
+        refused(post_feedback(cds.base, ORDER_SIGN, body), 400, names)
     assert post_feedback(cds.base, ORDER_SIGN, [accept(mri)]).status_code == 200
 
 
@@ -313,7 +323,7 @@ def test_feedback_right_after_the_call_across_two_workers(tmp_path: Path) -> Non
                 timeout=10,
             )
             (card,) = response.json()["cards"]
-            ok = post_feedback(base, PATIENT_VIEW, [item(card["uuid"])])
+            ok = post_feedback(base, PATIENT_VIEW, [item(card["uuid"], "overridden")])
             assert ok.status_code == 200, ok.text
     finally:
         stop_server(proc)
@@ -322,7 +332,7 @@ def test_feedback_right_after_the_call_across_two_workers(tmp_path: Path) -> Non
 # -- finding 8: retention and pruning ----------------------------------------------------------
 
 
-def _seed(data_dir: Path, days_ago: float, cards: list[tuple[str, str]], service: str) -> None:
+def _seed(data_dir: Path, days_ago: float, cards: list[tuple[str, str, str]], service: str) -> None:
     """Cards issued ``days_ago`` days ago, written by a store whose clock says so."""
     then = time.time() - days_ago * 86_400
     store = FeedbackStore.in_dir(data_dir, clock=lambda: then)
@@ -332,14 +342,20 @@ def _seed(data_dir: Path, days_ago: float, cards: list[tuple[str, str]], service
 
 def test_old_cards_are_pruned_and_the_report_still_counts(server_process: ServerProcess) -> None:
     data_dir = server_process.data_dir
-    old_mri = [(str(uuid.uuid4()), "mri") for _ in range(30)]
-    old_overview = [(str(uuid.uuid4()), "overview") for _ in range(10)]
-    young = [(str(uuid.uuid4()), "mri") for _ in range(5)]
+    old_mri = [(str(uuid.uuid4()), "mri", str(uuid.uuid4())) for _ in range(30)]
+    old_overview = [(str(uuid.uuid4()), "overview", "") for _ in range(10)]
+    young = [(str(uuid.uuid4()), "mri", "") for _ in range(5)]
     _seed(data_dir, 100, old_mri, ORDER_SIGN)
     _seed(data_dir, 100, old_overview, PATIENT_VIEW)
     _seed(data_dir, 1, young, ORDER_SIGN)
     store = FeedbackStore.in_dir(data_dir)
-    body = {"feedback": [override(old_mri[0][0], "carefully-considered"), item(old_mri[1][0])]}
+    taken = [{"id": old_mri[1][2]}]
+    body = {
+        "feedback": [
+            override(old_mri[0][0], "carefully-considered"),
+            item(old_mri[1][0], acceptedSuggestions=taken),
+        ]
+    }
     store.store(ORDER_SIGN, parse_feedback(orjson.dumps(body)))
     store.close()
     before = cli_report(data_dir)
@@ -350,7 +366,7 @@ def test_old_cards_are_pruned_and_the_report_still_counts(server_process: Server
     deadline = time.monotonic() + 20
     while len(card_rows(data_dir)) > len(young) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert sorted(r[0] for r in card_rows(data_dir)) == sorted(c for c, _ in young)
+    assert sorted(r[0] for r in card_rows(data_dir)) == sorted(c for c, _, _ in young)
     # The counts are kept: the pruned cards' shown counts are rolled up, their feedback kept.
     assert cli_report(data_dir) == before
     after = cli_report(data_dir)["mri"]
@@ -360,7 +376,7 @@ def test_old_cards_are_pruned_and_the_report_still_counts(server_process: Server
         post_feedback(base, ORDER_SIGN, [item(old_mri[2][0])]), 404, "feedback[0].card"
     )
     assert "30 days" in diagnostics
-    assert post_feedback(base, ORDER_SIGN, [item(young[0][0])]).status_code == 200
+    assert post_feedback(base, ORDER_SIGN, [item(young[0][0], "overridden")]).status_code == 200
 
 
 def test_pruning_runs_in_bounded_batches(tmp_path: Path) -> None:
@@ -371,7 +387,8 @@ def test_pruning_runs_in_bounded_batches(tmp_path: Path) -> None:
     store.clock = lambda: now - 5 * 86_400
     store.issued(ORDER_SIGN, [("young", "mri")])
     store.clock = lambda: now
-    store.store(ORDER_SIGN, parse_feedback(orjson.dumps({"feedback": [item("old-1")]})))
+    body = {"feedback": [item("old-1", "overridden")]}
+    store.store(ORDER_SIGN, parse_feedback(orjson.dumps(body)))
     before = report(tmp_path / DB_NAME)
     batches = []
     while (pruned := store.prune(limit=1_000)) > 0:
@@ -490,7 +507,7 @@ def test_feedback_metrics_count_accepted_overridden_and_refused(tmp_path: Path) 
             )
             cards = answer.json()["cards"]
             url = f"/cds-services/{ORDER_SIGN}/feedback"
-            body = {"feedback": [item(cards[0]["uuid"]), item(cards[1]["uuid"], "overridden")]}
+            body = {"feedback": [accept(cards[0]), item(cards[1]["uuid"], "overridden")]}
             assert (await c.post(url, json=body)).status_code == 200
             assert (await c.post(url, json=body)).status_code == 409
             assert (

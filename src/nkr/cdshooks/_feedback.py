@@ -517,9 +517,9 @@ class FeedbackStore:
 
 
 def _check_outcome(at: str, item: FeedbackItem, topic: str, suggestions: str) -> None:
-    """An accepted outcome names suggestions of the card (at most one: nkr's cards let one be
-    chosen); an overridden one names no suggestion, and a reason only if the card offered it
-    (its system and code)."""
+    """An accepted outcome names exactly one suggestion of the card (CDS Hooks requires them,
+    and nkr's cards let one be chosen); an overridden one names no suggestion, and a reason
+    only if the card offered it (its system and code)."""
     if item.outcome == "accepted":
         if item.overrideReason is not None:
             raise FeedbackRefused(
@@ -534,12 +534,13 @@ def _check_outcome(at: str, item: FeedbackItem, topic: str, suggestions: str) ->
                     f"{at}.acceptedSuggestions[{j}].id",
                     "not the uuid of a suggestion on this card",
                 )
-        if len(item.acceptedSuggestions) > 1:
+        if len(item.acceptedSuggestions) != 1:
             raise FeedbackRefused(
                 400,
                 "business-rule",
                 f"{at}.acceptedSuggestions",
-                "the card lets at most one suggestion be accepted (selectionBehavior at-most-one)",
+                "an accepted outcome names the one suggestion taken (CDS Hooks requires "
+                "acceptedSuggestions; the card's selectionBehavior is at-most-one)",
             )
         return
     if item.acceptedSuggestions:

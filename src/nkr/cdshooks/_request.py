@@ -212,8 +212,10 @@ def _fhir_authorization(raw: object) -> dict[str, Any] | None:
 def _fhir_server(raw: object) -> str | None:
     if raw is None:
         return None
-    if not isinstance(raw, str) or not raw.startswith(("https://", "http://")):
-        raise _fail(f"fhirServer: expected an http(s) URL, got {_shown(raw)}")
+    # Never echoed: the value may carry a user name and password. Scheme case is the fetch's
+    # normal form's business (an allowlisted server written "HTTP://" still matches).
+    if not isinstance(raw, str) or not raw[:8].lower().startswith(("https://", "http://")):
+        raise _fail("fhirServer: expected an http(s) URL")
     return raw.rstrip("/")
 
 
