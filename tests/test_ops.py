@@ -32,7 +32,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from nkr import _ops
 from nkr._app import create_app
 from nkr._devserver import start_server, stop_server
-from nkr._metrics import MULTIPROC_FOLDER
+from nkr._metrics import MULTIPROC_FOLDER, worker_files
 from nkr._settings import Settings
 from nkr.cdshooks import DB_NAME
 from nkr.web._cds import hook_request, samples
@@ -397,9 +397,11 @@ def _many_connections(jobs: list[tuple[str, str, bytes]]) -> list[httpx.Response
 def _per_worker(data_dir: Path) -> dict[str, dict[tuple[str, frozenset[tuple[str, str]]], float]]:
     """Each worker's own counts, from its file in the multiprocess folder."""
     counts = {}
-    for path in sorted((data_dir / MULTIPROC_FOLDER).glob("counter_*.db")):
-        metrics = MultiProcessCollector.merge([str(path)], accumulate=False)  # type: ignore[no-untyped-call]
-        counts[path.stem] = {
+    for path in worker_files(data_dir / MULTIPROC_FOLDER):
+        if not Path(path).name.startswith("counter_"):
+            continue
+        metrics = MultiProcessCollector.merge([path], accumulate=False)  # type: ignore[no-untyped-call]
+        counts[Path(path).stem] = {
             (s.name, frozenset(s.labels.items())): s.value for m in metrics for s in m.samples
         }
     return counts
@@ -547,3 +549,17 @@ def test_two_workers_share_issued_cards_and_feedback_exactly(two_workers: Served
     again = _many_connections([("POST", feedback_url, _feedback(cards["safety"][0], "overridden"))])
     assert again[0].status_code < 500, again[0].text
     assert _report(two_workers.data_dir)["safety"]["overridden"] == 20
+
+
+def test_a_worker_file_being_created_does_not_break_the_scrape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prometheus-client creates a worker's file empty and then sizes it: a scrape in that
+    moment must count it as zero, not fail (seen in CI as a struct.error)."""
+    from nkr._metrics import MULTIPROC_ENV, exposition
+
+    folder = tmp_path / MULTIPROC_FOLDER
+    folder.mkdir()
+    (folder / "counter_4242.db").touch()
+    monkeypatch.setenv(MULTIPROC_ENV, str(folder))
+    assert exposition() == b""

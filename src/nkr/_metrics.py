@@ -15,10 +15,12 @@ used: summed over live and dead workers alike, they need no clean-up when a work
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -87,8 +89,29 @@ def prepare_multiprocess(data_dir: Path) -> Path:
 def exposition() -> bytes:
     """Every metric in Prometheus's text format: this process's counts, or in multiprocess
     mode the sum over all workers' files."""
-    if os.environ.get(MULTIPROC_ENV):
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry.register(_WorkerFiles(Path(folder)))
         return generate_latest(registry)
     return generate_latest(REGISTRY)
+
+
+def worker_files(folder: Path) -> list[str]:
+    """The workers' count files that can be read now. prometheus-client creates a file
+    empty and then sizes it, so a scrape in that moment sees an empty file: it holds no
+    counts yet and is left out (reading it would fail)."""
+    return sorted(str(p) for p in folder.glob("*.db") if p.stat().st_size > 0)
+
+
+class _WorkerFiles:
+    """The sum over all workers' files (prometheus-client's multiprocess merge)."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+
+    def collect(self) -> Iterable[Metric]:
+        merged: Iterable[Metric] = MultiProcessCollector.merge(  # type: ignore[no-untyped-call]
+            worker_files(self._folder), accumulate=True
+        )
+        return merged
