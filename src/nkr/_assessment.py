@@ -1,18 +1,18 @@
 """What the engine returns: an assessment of one patient case on one date.
 
 The assessment holds codes and parameters, not sentences; sentences come from the guideline's
-data in the language asked for, when an interface renders it.
+data in the language asked for, when an interface renders it. Nothing here is specific to one
+guideline.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from nkr._guideline import Direction, Guideline, Lang, Recommendation
-from nkr._settings import DEFAULT_PAIN_THRESHOLD
 
 
 class RecStatus(StrEnum):
@@ -77,10 +77,13 @@ def _param_text(value: ParamValue, guideline: Guideline, lang: Lang) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A rule's verdict for one recommendation."""
+    """A rule's verdict for one recommendation. ``concerns`` names, as data, the intervention
+    of the guideline's case vocabulary that the verdict is about (a planned MRI that gets a
+    caution), so that card rules never read it out of the reason's parameters."""
 
     status: RecStatus
     reason: Reason
+    concerns: Term | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ class RecommendationResult:
     recommendation: Recommendation
     status: RecStatus
     reason: Reason
+    concerns: Term | None = None
 
     @property
     def applies_against(self) -> bool:
@@ -98,42 +102,67 @@ class RecommendationResult:
 
 
 @dataclass(frozen=True, slots=True)
-class SafetyNotice:
-    """Red flags: outside the guideline's scope, shown apart from its recommendations."""
+class Fact:
+    """A fact about the patient that the guideline's rules worked from (an age, how long the
+    symptoms have lasted), as the guideline words it: ``label`` and ``value`` are its
+    messages. Interfaces show facts in order, as "label: value"."""
 
-    red_flags: tuple[str, ...]
-    acute: bool
-    reason: Reason
+    key: str
+    label: Reason
+    value: Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something outside the guideline's recommendations that must be seen first (red flags):
+    its title, its text and the items it is about (terms of the case vocabulary). A
+    ``critical`` notice calls for acute action; ``source`` says what it rests on."""
+
+    topic: str
+    critical: bool
+    title: Reason
+    text: Reason
+    items: tuple[Term, ...] = ()
+    action: Reason | None = None
+
+
+# How a dated action reads: a condition still open, due, overdue, or what has happened.
+DeadlineKind: TypeAlias = Literal["if", "due", "overdue", "done"]
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A date the guideline sets for one recommendation, only where it means something, and
+    how it reads (``text``)."""
+
+    recommendation: str
+    date: dt.date
+    kind: DeadlineKind
+    text: Reason
+
+
+class Details(Protocol):
+    """What only one guideline knows about an assessment, as data it renders itself: the
+    extra fields of the assessment's JSON (documented by the guideline)."""
+
+    def to_json(self, lang: Lang) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
+    """One patient case assessed against one guideline on one date. Nothing in it is
+    specific to one guideline: what is (an age, a week count, a red-flag notice, a deadline)
+    comes as facts, notices and deadlines worded by the guideline, and as its ``details``."""
+
     guideline: Guideline
     date: dt.date
-    age_years: int
-    days_since_onset: int
-    week: int
     in_scope: bool
     scope_reasons: tuple[Reason, ...]
-    safety: SafetyNotice | None
-    # The date by which the spine-surgeon assessment should happen, only where it means
-    # something: the case is in scope, or the assessment is due or overdue. None otherwise.
-    spine_surgeon_due: dt.date | None
     results: tuple[RecommendationResult, ...]
-    assumptions: tuple[str, ...] = field(default=())
-    # How to word that date: as the condition it is, as due, or as overdue (None with it).
-    spine_surgeon_deadline: Reason | None = None
-
-    @property
-    def beyond_scope_duration(self) -> bool:
-        """Symptoms have lasted longer than the guideline's population allows."""
-        return self.days_since_onset > self.guideline.scope.max_symptom_days
-
-    def week_text(self, lang: Lang) -> str:
-        """'week 6 of 12' within the guideline's duration, 'week 15 (beyond the 12 weeks)'
-        after it."""
-        key = "week-beyond" if self.beyond_scope_duration else "week-within"
-        return self.guideline.message(key, lang, week=self.week)
+    facts: tuple[Fact, ...] = ()
+    notices: tuple[Notice, ...] = ()
+    deadlines: tuple[Deadline, ...] = ()
+    details: Details | None = None
 
     def result(self, rec_id: str) -> RecommendationResult:
         for result in self.results:
@@ -141,16 +170,21 @@ class Assessment:
                 return result
         raise KeyError(rec_id)
 
+    def deadline(self, rec_id: str) -> Deadline | None:
+        return next((d for d in self.deadlines if d.recommendation == rec_id), None)
+
     @property
     def statuses(self) -> dict[str, RecStatus]:
         return {r.recommendation.id: r.status for r in self.results}
 
-    def to_json(
-        self, lang: Lang, *, pain_threshold: int = DEFAULT_PAIN_THRESHOLD
-    ) -> dict[str, Any]:
-        """A JSON-ready dict with every text in ``lang``; the shape is documented in the README."""
+    def text(self, reason: Reason, lang: Lang) -> str:
+        return reason.text(self.guideline, lang)
+
+    def to_json(self, lang: Lang) -> dict[str, Any]:
+        """A JSON-ready dict with every text in ``lang``; the shape is documented in the
+        README (the guideline's own fields come from its ``details``)."""
         g = self.guideline
-        return {
+        data: dict[str, Any] = {
             "guideline": {
                 "id": g.id,
                 "version": g.version,
@@ -159,26 +193,35 @@ class Assessment:
             },
             "date": self.date.isoformat(),
             "lang": lang,
-            "age_years": self.age_years,
-            "days_since_onset": self.days_since_onset,
-            "week": self.week,
-            "week_text": self.week_text(lang),
+        }
+        if self.details is not None:
+            data |= self.details.to_json(lang)
+        data |= {
             "in_scope": self.in_scope,
             "scope_reasons": [{"code": r.key, "text": r.text(g, lang)} for r in self.scope_reasons],
-            "safety": None
-            if self.safety is None
-            else {
-                "title": g.message("safety-title", lang),
-                "red_flags": list(self.safety.red_flags),
-                "acute": self.safety.acute,
-                "text": self.safety.reason.text(g, lang),
-            },
-            "spine_surgeon_due": None
-            if self.spine_surgeon_due is None
-            else self.spine_surgeon_due.isoformat(),
-            "spine_surgeon_due_text": None
-            if self.spine_surgeon_deadline is None
-            else self.spine_surgeon_deadline.text(g, lang),
+            "facts": [
+                {"key": f.key, "label": f.label.text(g, lang), "text": f.value.text(g, lang)}
+                for f in self.facts
+            ],
+            "notices": [
+                {
+                    "topic": n.topic,
+                    "critical": n.critical,
+                    "title": n.title.text(g, lang),
+                    "text": n.text.text(g, lang),
+                    "items": [i.code for i in n.items],
+                }
+                for n in self.notices
+            ],
+            "deadlines": [
+                {
+                    "recommendation": d.recommendation,
+                    "date": d.date.isoformat(),
+                    "kind": d.kind,
+                    "text": d.text.text(g, lang),
+                }
+                for d in self.deadlines
+            ],
             "recommendations": [
                 {
                     "id": r.recommendation.id,
@@ -189,11 +232,6 @@ class Assessment:
                 }
                 for r in self.results
             ],
-            "assumptions": [
-                {
-                    "id": a.id,
-                    "text": a.text(lang).format(pain_threshold=pain_threshold),
-                }
-                for a in g.assumptions
-            ],
+            "assumptions": [{"id": a.id, "text": a.text(lang)} for a in g.assumptions],
         }
+        return data

@@ -17,15 +17,16 @@ from rich.text import Text
 from nkr._assessment import Assessment, RecommendationResult, RecStatus
 from nkr._errors import InputError
 from nkr._guideline import Lang, load_guideline
-from nkr._i18n import t
+from nkr._texts import t
 from nkr._render import (
     assessment_summary,
+    fact_lines,
     guide_json,
     guide_markdown,
     legend_lines,
     scope_lines,
 )
-from nkr.guidelines.lumbar_radiculopathy import evaluate, guideline, parse_case
+from nkr._package import GuidelinePackage, registry
 
 app = typer.Typer(
     name="nkr",
@@ -72,6 +73,49 @@ def _status_style(r: RecommendationResult) -> str:
 
 
 LangOption = Annotated[LangOpt, typer.Option("--lang", help="Language of the output.")]
+GuidelineOption = Annotated[
+    str | None,
+    typer.Option(
+        "--guideline",
+        help="Guideline id (see 'nkr guidelines'; default: NKR_GUIDELINE, or the only one).",
+    ),
+]
+
+
+def _package(guideline_id: str | None) -> GuidelinePackage:
+    return registry().get(guideline_id)
+
+
+@app.command("guidelines")
+def guidelines_command(
+    lang: LangOption = LangOpt.da,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List the installed guidelines: id, version, status and title."""
+    language: Lang = lang.value
+    found = registry()
+    rows = [
+        {
+            "id": p.id,
+            "slug": p.slug,
+            "version": p.content.version,
+            "in_force": p.content.status.in_force,
+            "title": p.content.title(language),
+            "default": p.id == found.default_id,
+        }
+        for p in found.packages
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    console = _console()
+    for row in rows:
+        status = t("in-force" if row["in_force"] else "not-in-force", language)
+        mark = " *" if row["default"] else ""
+        console.print(
+            Text.assemble((f"{row['id']}{mark}", "bold"), f"  {row['version']}  {status}")
+        )
+        console.print(f"  {row['title']}")
 
 
 def _console() -> Console:
@@ -88,9 +132,10 @@ def guide_command(
     fmt: Annotated[
         GuideFormat, typer.Option("--format", help="text, markdown or json.")
     ] = GuideFormat.text,
+    guideline_id: GuidelineOption = None,
 ) -> None:
     """Print the quick guide: status, sections, recommendations with grades, legend."""
-    g = guideline()
+    g = _package(guideline_id).content
     language: Lang = lang.value
     if fmt is GuideFormat.json:
         _print_json(guide_json(g, language))
@@ -159,8 +204,10 @@ def evaluate_command(
         ),
     ] = EvaluateFormat.text,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    guideline_id: GuidelineOption = None,
 ) -> None:
     """Assess a patient case against the guideline."""
+    package = _package(guideline_id)
     on = _parse_date(date, "--date")
     raw = _read_case_file(case_file)
     if not raw.strip():
@@ -170,10 +217,10 @@ def evaluate_command(
     except orjson.JSONDecodeError as exc:
         raise InputError(f"{case_file}: not valid JSON: {exc}") from None
     try:
-        case = parse_case(raw)
+        case = package.parse_case(raw)
     except InputError as exc:
         raise InputError(f"{case_file}: {exc}") from None
-    assessment = evaluate(case, guideline(), on)
+    assessment = package.evaluate(case, on)
     if as_json or fmt is EvaluateFormat.json:
         _print_json(assessment.to_json(lang.value))
     elif fmt is EvaluateFormat.summary:
@@ -187,22 +234,18 @@ def _print_assessment(a: Assessment, lang: Lang) -> None:
     console = _console()
     console.print(Text(g.short_title(lang), style="bold"))
     console.print(Text(g.status.text(lang), style="red"))
-    console.print(
-        f"{t('assessment-date', lang)}: {a.date}   {t('age', lang)}: {a.age_years} "
-        f"{t('years', lang)}   {t('days-since-onset', lang)}: {a.days_since_onset} "
-        f"– {a.week_text(lang)}"
-    )
+    console.print("   ".join(fact_lines(a, lang)))
     if a.in_scope:
         console.print(Text(t("in-scope", lang), style="bold green"))
     else:
         reasons = "; ".join(r.text(g, lang) for r in a.scope_reasons)
         console.print(Text(f"{t('out-of-scope', lang)}: {reasons}", style="bold yellow"))
-    if a.safety is not None:
+    for notice in a.notices:
         console.print()
-        console.print(Text(g.message("safety-title", lang), style="bold white on red"))
-        console.print(Text(a.safety.reason.text(g, lang), style="bold red"))
-    if a.spine_surgeon_deadline is not None:
-        console.print(a.spine_surgeon_deadline.text(g, lang))
+        console.print(Text(a.text(notice.title, lang), style="bold white on red"))
+        console.print(Text(a.text(notice.text, lang), style="bold red"))
+    for deadline in a.deadlines:
+        console.print(a.text(deadline.text, lang))
     table = Table(show_lines=True, expand=False)
     table.add_column(t("recommendation", lang), overflow="fold", ratio=3)
     table.add_column(t("grade", lang), no_wrap=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from nkr._assessment import Assessment, RecStatus
+from nkr._assessment import Assessment, Deadline, RecStatus
 from nkr._guideline import GOOD_PRACTICE_SYMBOL, Guideline, Lang
-from nkr._i18n import t
+from nkr._texts import t
 
 
 def guide_json(g: Guideline, lang: Lang) -> dict[str, Any]:
@@ -132,6 +132,23 @@ def guide_markdown(g: Guideline, lang: Lang) -> str:
     return "\n".join(lines)
 
 
+def fact_lines(a: Assessment, lang: Lang) -> list[str]:
+    """The assessment date and the guideline's facts about the patient, as "label: value"."""
+    return [
+        f"{t('assessment-date', lang)}: {a.date.isoformat()}",
+        *(f"{a.text(f.label, lang)}: {a.text(f.value, lang)}" for f in a.facts),
+    ]
+
+
+def open_deadlines(a: Assessment) -> list[Deadline]:
+    """The deadlines shown as a line of their own: all but those whose recommendation is
+    already listed as due or overdue."""
+    listed = {
+        r.recommendation.id for r in a.results if r.status in (RecStatus.DUE, RecStatus.OVERDUE)
+    }
+    return [d for d in a.deadlines if d.recommendation not in listed]
+
+
 def assessment_summary(a: Assessment, lang: Lang) -> str:
     """A few plain lines for the patient record: date, scope and why, what needs attention,
     and the guideline's version and status."""
@@ -141,17 +158,14 @@ def assessment_summary(a: Assessment, lang: Lang) -> str:
     lines = [
         f"{g.publisher}: NKR {g.short_title(lang)}, {t('version', lang)} {g.version} "
         f"({status}{since})",
-        f"{t('assessment-date', lang)}: {a.date.isoformat()}; {t('age', lang)}: {a.age_years} "
-        f"{t('years', lang)}; {t('days-since-onset', lang)}: {a.days_since_onset}, "
-        f"{a.week_text(lang)}",
+        "; ".join(fact_lines(a, lang)),
     ]
     if a.in_scope:
         lines.append(f"{t('in-scope', lang)}.")
     else:
         reasons = "; ".join(r.text(g, lang) for r in a.scope_reasons)
         lines.append(f"{t('out-of-scope', lang)}: {reasons}.")
-    if a.safety is not None:
-        lines.append(f"{g.message('safety-title', lang)}: {a.safety.reason.text(g, lang)}")
+    lines.extend(f"{a.text(n.title, lang)}: {a.text(n.text, lang)}" for n in a.notices)
     attention = [r for r in a.results if r.status.needs_attention]
     if attention:
         lines.append(f"{t('needs-attention', lang)}:")
@@ -162,9 +176,6 @@ def assessment_summary(a: Assessment, lang: Lang) -> str:
         )
     elif a.in_scope:
         lines.append(f"{t('nothing-needs-attention', lang)}.")
-    if a.spine_surgeon_deadline is not None and not any(
-        r.status in (RecStatus.DUE, RecStatus.OVERDUE) for r in attention
-    ):
-        lines.append(a.spine_surgeon_deadline.text(g, lang))
+    lines.extend(a.text(d.text, lang) for d in open_deadlines(a))
     lines.append(t("summary-made-by", lang))
     return "\n".join(lines) + "\n"

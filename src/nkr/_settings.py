@@ -25,6 +25,10 @@ from pydantic import (
 from nkr._clock import DEFAULT_TIMEZONE, today
 from nkr._errors import InputError, describe_validation_error
 
+# The guideline the interfaces use when several are installed and NKR_GUIDELINE names none: the
+# one nkr ships (the only place outside nkr.guidelines that names it).
+DEFAULT_GUIDELINE = "nkr-lumbal-radikulopati"
+
 # The guideline does not define "severe and disabling pain". Where nkr derives it from a 0-10
 # pain score (NRS), this is the threshold it assumes unless a deployment configures another.
 DEFAULT_PAIN_THRESHOLD = 7
@@ -63,6 +67,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     data_dir: Path = Path("data")
+    # The guideline the command line and the web app's start page use by default (an id of
+    # `nkr guidelines`); unset: the only one installed, or DEFAULT_GUIDELINE.
+    guideline: str | None = None
     pain_threshold: int = Field(default=DEFAULT_PAIN_THRESHOLD, ge=0, le=10)
     # A folder of extra value-set files with a deployment's local codes.
     valueset_dir: Path | None = None

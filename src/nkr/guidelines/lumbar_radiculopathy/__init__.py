@@ -1,30 +1,87 @@
-"""Sundhedsstyrelsen's NKR on non-surgical treatment of recent-onset lumbar radiculopathy."""
+"""Sundhedsstyrelsen's NKR on non-surgical treatment of recent-onset lumbar radiculopathy.
+
+One package: its content (``guideline.toml``), its case (:mod:`.case`), its rules
+(:mod:`.rules`), its reading of FHIR (:mod:`.fhir`, value sets in ``valuesets/``), its CDS
+Hooks services and card rules (:mod:`.cards`), its assessment form, handout and samples
+(:mod:`.web`) and its texts (``texts.toml``). :func:`package` builds the one object that the
+registry finds through the entry point ``nkr.guidelines``.
+"""
 
 from __future__ import annotations
 
-from functools import cache
+import datetime as dt
+from collections.abc import Mapping
+from functools import cache, cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
-from nkr._errors import InputError
-from nkr._guideline import Guideline, load_guideline
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nkr._assessment import Assessment
+from nkr._errors import InputError, describe_validation_error
+from nkr._guideline import Guideline, Lang, load_guideline
+from nkr._package import ServiceSpec
+from nkr._texts import Texts, generic_texts, load_texts
 from nkr.guidelines.lumbar_radiculopathy.case import CASE_FORMAT_VERSION, Case, parse_case
 from nkr.guidelines.lumbar_radiculopathy.rules import RULES, evaluate
 
-GUIDELINE_FILE = Path(__file__).with_name("guideline.toml")
+if TYPE_CHECKING:
+    from nkr.cdshooks._kit import CardKit
+    from nkr.fhir._read import PatientRecord
+    from nkr.fhir._reading import FhirReading
+    from nkr.fhir._valuesets import ValueSets
+    from nkr.web._spec import FormSpec, Handout, Sample
+
+HERE: Final = Path(__file__).parent
+GUIDELINE_FILE: Final = HERE / "guideline.toml"
+TEXTS_FILE: Final = HERE / "texts.toml"
+
+# The guideline does not define "severe and disabling pain". Where nkr derives it from a 0-10
+# pain score (NRS), this is the threshold it assumes unless a deployment configures another.
+DEFAULT_PAIN_THRESHOLD: Final = 7
 
 __all__ = [
     "CASE_FORMAT_VERSION",
+    "DEFAULT_PAIN_THRESHOLD",
     "GUIDELINE_FILE",
     "Case",
+    "LumbarRadiculopathy",
+    "Options",
     "evaluate",
     "guideline",
+    "package",
     "parse_case",
 ]
 
 
+class Options(BaseModel):
+    """What a deployment can set for this guideline (``NKR_PAIN_THRESHOLD``, and the
+    generic ``NKR_VALUESET_DIR`` for extra local codes)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pain_threshold: int = Field(default=DEFAULT_PAIN_THRESHOLD, ge=0, le=10)
+    valueset_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Options:
+        raw = {
+            name: env[f"NKR_{name.upper()}"]
+            for name in cls.model_fields
+            if f"NKR_{name.upper()}" in env
+        }
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            where, _, problem = describe_validation_error(exc).partition(": ")
+            raise InputError(f"setting NKR_{where.upper()}: {problem}") from None
+
+
 @cache
 def guideline() -> Guideline:
-    """The guideline's content, loaded and validated once; its rules must cover it exactly."""
+    """The guideline's content as published, loaded and validated once; its rules must
+    cover it exactly. (Assumption texts keep their placeholders: see
+    :attr:`LumbarRadiculopathy.content` for them filled in.)"""
     loaded = load_guideline(GUIDELINE_FILE)
     ids = set(loaded.by_id)
     if ids != set(RULES):
@@ -34,3 +91,116 @@ def guideline() -> Guideline:
             f"{sorted(set(RULES) - ids)}"
         )
     return loaded
+
+
+def _filled(g: Guideline, options: Options) -> Guideline:
+    """The content with the deployment's values in the assumption texts."""
+    assumptions = tuple(
+        a.model_copy(
+            update={
+                "text": a.text.model_copy(
+                    update={
+                        lang: a.text(lang).format(pain_threshold=options.pain_threshold)
+                        for lang in ("da", "en")
+                    }
+                )
+            }
+        )
+        for a in g.assumptions
+    )
+    return g.model_copy(update={"assumptions": assumptions})
+
+
+class LumbarRadiculopathy:
+    """The guideline package (:class:`nkr._package.GuidelinePackage`)."""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+
+    @property
+    def id(self) -> str:
+        return self.content.id
+
+    @property
+    def slug(self) -> str:
+        return self.content.slug
+
+    @cached_property
+    def content(self) -> Guideline:
+        return _filled(guideline(), self.options)
+
+    @cached_property
+    def texts(self) -> Texts:
+        return load_texts(TEXTS_FILE, fallback=generic_texts())
+
+    def parse_case(self, data: bytes | str | dict[str, Any]) -> Case:
+        return parse_case(data)
+
+    def evaluate(self, case: Any, on: dt.date) -> Assessment:
+        if not isinstance(case, Case):
+            raise TypeError(f"expected this guideline's Case, got {type(case).__name__}")
+        return evaluate(case, self.content, on)
+
+    # -- FHIR (nkr.guidelines.lumbar_radiculopathy.fhir) ---------------------------------
+
+    @cached_property
+    def valuesets(self) -> ValueSets:
+        from nkr.guidelines.lumbar_radiculopathy import fhir
+
+        return fhir.load(self.options.valueset_dir)
+
+    @property
+    def prefetch(self) -> Mapping[str, str]:
+        from nkr.guidelines.lumbar_radiculopathy import fhir
+
+        return fhir.PREFETCH
+
+    def read_record(self, record: PatientRecord, on: dt.date) -> FhirReading:
+        from nkr.guidelines.lumbar_radiculopathy import fhir
+
+        return fhir.read_record(
+            record, on, valuesets=self.valuesets, pain_threshold=self.options.pain_threshold
+        )
+
+    # -- CDS Hooks (nkr.guidelines.lumbar_radiculopathy.cards) ---------------------------
+
+    @cached_property
+    def services(self) -> tuple[ServiceSpec, ...]:
+        from nkr.guidelines.lumbar_radiculopathy import cards
+
+        return cards.services(self)
+
+    def cards(self, hook: str, assessment: Assessment, kit: CardKit) -> None:
+        from nkr.guidelines.lumbar_radiculopathy import cards
+
+        cards.cards(self, hook, assessment, kit)
+
+    def topic_label(self, topic: str, lang: Lang) -> str | None:
+        from nkr.guidelines.lumbar_radiculopathy import cards
+
+        return cards.topic_label(self, topic, lang)
+
+    # -- web app (nkr.guidelines.lumbar_radiculopathy.web) -------------------------------
+
+    @cached_property
+    def form(self) -> FormSpec:
+        from nkr.guidelines.lumbar_radiculopathy import web
+
+        return web.form(self)
+
+    @cached_property
+    def handout(self) -> Handout:
+        from nkr.guidelines.lumbar_radiculopathy import web
+
+        return web.handout()
+
+    @cached_property
+    def samples(self) -> Mapping[str, Sample]:
+        from nkr.guidelines.lumbar_radiculopathy import web
+
+        return web.samples()
+
+
+def package(env: Mapping[str, str] | None = None) -> LumbarRadiculopathy:
+    """The entry point ``nkr.guidelines``: the package, with the deployment's options."""
+    return LumbarRadiculopathy(Options.from_env({} if env is None else env))

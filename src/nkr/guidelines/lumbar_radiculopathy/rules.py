@@ -10,17 +10,22 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from typing import Any
+
 from nkr._assessment import (
     Assessment,
+    Deadline,
+    DeadlineKind,
+    Fact,
+    Notice,
     Outcome,
     Reason,
     RecommendationResult,
     RecStatus,
-    SafetyNotice,
     Term,
 )
 from nkr._errors import InputError
-from nkr._guideline import Guideline
+from nkr._guideline import Guideline, Lang
 from nkr.guidelines.lumbar_radiculopathy.case import Case, Planned
 
 # Red flags that mean acute assessment and referral (general Danish practice, not the NKR).
@@ -47,7 +52,9 @@ class Context:
 
 
 Rule = Callable[[Context], Outcome]
+# This guideline's rules by recommendation id (each guideline keeps its own).
 RULES: dict[str, Rule] = {}
+SURGEON = "spine-surgeon-assessment"
 
 
 def rule(rec_id: str) -> Callable[[Rule], Rule]:
@@ -66,7 +73,7 @@ def _applies(ctx: Context) -> Outcome:
 
 def _caution_if_planned(ctx: Context, intervention: Planned) -> Outcome:
     if ctx.in_scope and intervention in ctx.case.planned:
-        return Outcome(RecStatus.CAUTION, _PLANNED_REASONS[intervention])
+        return Outcome(RecStatus.CAUTION, _PLANNED_REASONS[intervention], Term("planned", intervention))
     return _applies(ctx)
 
 
@@ -176,32 +183,95 @@ def _scope_reasons(
     return tuple(reasons), beyond and len(reasons) == 1
 
 
-def _safety(case: Case) -> SafetyNotice | None:
+def _safety(case: Case) -> Notice | None:
+    """Red flags: outside the guideline, shown before it (general Danish practice)."""
     if not case.red_flags:
         return None
     flags = tuple(sorted(case.red_flags))
     acute = not ACUTE_RED_FLAGS.isdisjoint(flags)
     terms = tuple(Term("red_flags", f) for f in flags)
     key = "safety-acute" if acute else "safety-non-acute"
-    return SafetyNotice(flags, acute, Reason(key, (("flags", terms),)))
+    return Notice(
+        topic="safety",
+        critical=acute,
+        title=Reason("safety-title"),
+        text=Reason(key, (("flags", terms),)),
+        items=terms,
+    )
 
 
-def _deadline(ctx: Context, surgeon: Outcome) -> Reason | None:
+@dataclass(frozen=True, slots=True)
+class Course:
+    """This guideline's own facts about an assessment, as its JSON fields (documented in the
+    README): age, days since onset and week, the red-flag notice, the spine-surgeon date."""
+
+    guideline: Guideline
+    age_years: int
+    days_since_onset: int
+    week: int
+    safety: Notice | None
+    # The spine-surgeon date only where it means something (see _deadline), and its wording.
+    spine_surgeon: Deadline | None
+
+    @property
+    def beyond_scope_duration(self) -> bool:
+        """Symptoms have lasted longer than the guideline's population allows."""
+        return self.days_since_onset > self.guideline.scope.max_symptom_days
+
+    @property
+    def week_reason(self) -> Reason:
+        key = "week-beyond" if self.beyond_scope_duration else "week-within"
+        return Reason(key, (("week", self.week),))
+
+    def week_text(self, lang: Lang) -> str:
+        """'week 6 of 12' within the guideline's duration, 'week 15 (beyond the 12 weeks)'
+        after it."""
+        return self.week_reason.text(self.guideline, lang)
+
+    @property
+    def spine_surgeon_due(self) -> dt.date | None:
+        return None if self.spine_surgeon is None else self.spine_surgeon.date
+
+    def to_json(self, lang: Lang) -> dict[str, Any]:
+        g, notice, surgeon = self.guideline, self.safety, self.spine_surgeon
+        return {
+            "age_years": self.age_years,
+            "days_since_onset": self.days_since_onset,
+            "week": self.week,
+            "week_text": self.week_text(lang),
+            "safety": None
+            if notice is None
+            else {
+                "title": notice.title.text(g, lang),
+                "red_flags": [t.code for t in notice.items],
+                "acute": notice.critical,
+                "text": notice.text.text(g, lang),
+            },
+            "spine_surgeon_due": None if surgeon is None else surgeon.date.isoformat(),
+            "spine_surgeon_due_text": None if surgeon is None else surgeon.text.text(g, lang),
+        }
+
+
+def _deadline(ctx: Context, surgeon: Outcome) -> Deadline | None:
     """How the spine-surgeon date is shown, if at all: as due or overdue when it is; as what
     has happened when the patient is referred or assessed (never as a condition still
     pending); as the condition it is for a patient in scope without that need (yet); nowhere
     else (out of scope, a red flag, under 18), where a date would read as a deadline that
     applies."""
     due = (("due_date", ctx.spine_surgeon_due),)
+
+    def dated(kind: DeadlineKind, text: Reason) -> Deadline:
+        return Deadline(SURGEON, ctx.spine_surgeon_due, kind, text)
+
     if surgeon.status is RecStatus.DUE:
-        return Reason("surgeon-deadline-due", due)
+        return dated("due", Reason("surgeon-deadline-due", due))
     if surgeon.status is RecStatus.OVERDUE:
-        return Reason("surgeon-deadline-overdue", due)
+        return dated("overdue", Reason("surgeon-deadline-overdue", due))
     if not ctx.in_scope:
         return None
     if surgeon.status is RecStatus.DONE:
-        return surgeon.reason
-    return Reason("surgeon-deadline-if", due)
+        return dated("done", surgeon.reason)
+    return dated("if", Reason("surgeon-deadline-if", due))
 
 
 def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
@@ -237,21 +307,29 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
     surgeon = ctx.applies
     for rec in guideline.recommendations:
         outcome = RULES[rec.id](ctx)
-        results.append(RecommendationResult(rec, outcome.status, outcome.reason))
-        if rec.id == "spine-surgeon-assessment":
+        results.append(
+            RecommendationResult(rec, outcome.status, outcome.reason, outcome.concerns)
+        )
+        if rec.id == SURGEON:
             surgeon = outcome
     deadline = _deadline(ctx, surgeon)
+    safety = _safety(case)
+    course = Course(guideline, age, days, week, safety, deadline)
     return Assessment(
         guideline=guideline,
         date=on,
-        age_years=age,
-        days_since_onset=days,
-        week=week,
         in_scope=in_scope,
         scope_reasons=scope_reasons,
-        safety=_safety(case),
-        spine_surgeon_due=None if deadline is None else ctx.spine_surgeon_due,
         results=tuple(results),
-        assumptions=tuple([a.id for a in guideline.assumptions]),
-        spine_surgeon_deadline=deadline,
+        facts=(
+            Fact("age", Reason("fact-age"), Reason("fact-age-value", (("age", age),))),
+            Fact(
+                "days-since-onset",
+                Reason("fact-days-since-onset"),
+                Reason("fact-days-value", (("days", days), ("week", course.week_reason))),
+            ),
+        ),
+        notices=() if safety is None else (safety,),
+        deadlines=() if deadline is None else (deadline,),
+        details=course,
     )
