@@ -1,11 +1,17 @@
-"""nkr: clinical decision support for Danish national clinical guidelines (NKR)."""
+"""nkr: clinical decision support for Danish national clinical guidelines (NKR).
+
+The generic engine's types and the guideline interface. Each guideline is a package of its
+own (``nkr.guidelines.*``, or installed separately), found through the registry.
+"""
 
 from nkr._assessment import (
     Assessment,
+    Deadline,
+    Fact,
+    Notice,
     Reason,
     RecommendationResult,
     RecStatus,
-    SafetyNotice,
     Term,
 )
 from nkr._errors import InputError
@@ -21,30 +27,31 @@ from nkr._guideline import (
     Strength,
     load_guideline,
 )
-from nkr._settings import DEFAULT_PAIN_THRESHOLD
-from nkr.guidelines.lumbar_radiculopathy import Case, evaluate, guideline, parse_case
+from nkr._package import GuidelinePackage, Registry, ServiceSpec, discover, registry
 
 __all__ = [
-    "DEFAULT_PAIN_THRESHOLD",
     "LANGS",
     "Assessment",
-    "Case",
     "Certainty",
+    "Deadline",
     "Direction",
+    "Fact",
     "Guideline",
+    "GuidelinePackage",
     "InputError",
     "Kind",
     "Lang",
     "Localized",
+    "Notice",
     "Reason",
     "RecStatus",
     "Recommendation",
     "RecommendationResult",
-    "SafetyNotice",
+    "Registry",
+    "ServiceSpec",
     "Strength",
     "Term",
-    "evaluate",
-    "guideline",
+    "discover",
     "load_guideline",
-    "parse_case",
+    "registry",
 ]

@@ -6,7 +6,26 @@ from pydantic import ValidationError
 
 
 class InputError(ValueError):
-    """Bad input from a user: a file, a case or a request. The message is one line."""
+    """Bad input from a user: a file, a case or a request, as data: where (``location``: a
+    field name, ``age``, or a JSON path, ``$.prefetch.conditions.entry[0].resource.code``)
+    and what is wrong (``problem``), never a patient value. Rendered as one CLI line
+    (``str(exc)``: "location: problem"), an inline form error, or an OperationOutcome issue
+    with ``expression`` set to the location.
+
+    ``InputError(problem)`` alone has no location (a file name or an option may then lead the
+    problem text)."""
+
+    def __init__(self, location: str | None, problem: str | None = None) -> None:
+        if problem is None:
+            location, problem = None, location or ""
+        self.location = location
+        self.problem = problem
+        super().__init__(f"{location}: {problem}" if location else problem)
+
+    def at(self, prefix: str) -> InputError:
+        """The same error, its location under ``prefix`` (a file name, a JSON path)."""
+        where = f"{prefix}.{self.location}" if self.location else prefix
+        return type(self)(where, self.problem)
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

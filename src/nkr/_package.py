@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from nkr._assessment import Assessment
 from nkr._errors import InputError
@@ -53,7 +53,6 @@ class ServiceSpec:
     description: Localized
 
 
-@runtime_checkable
 class GuidelinePackage(Protocol):
     """Everything guideline-specific, behind one object. Implementations are immutable once
     built; every method is pure unless it says otherwise."""
@@ -138,6 +137,11 @@ class GuidelinePackage(Protocol):
         ...
 
 
+# Every member of the interface, for the registry's check of what an entry point gives.
+MEMBERS: Final = tuple(
+    name for name in GuidelinePackage.__dict__ if not name.startswith("_") and name != "register"
+)
+
 Factory = Callable[[Mapping[str, str]], GuidelinePackage]
 
 
@@ -208,10 +212,12 @@ def discover(environ: Mapping[str, str] | None = None) -> Registry:
                 f"guideline entry point '{entry.name}' ({entry.value}) cannot be loaded: {exc}"
             ) from None
         package = factory(env)
-        if not isinstance(package, GuidelinePackage):
+        # Checked on the type: reading the members would build them all now.
+        missing = [name for name in MEMBERS if not hasattr(type(package), name)]
+        if missing:
             raise InputError(
                 f"guideline entry point '{entry.name}' ({entry.value}) does not give a "
-                "guideline package (nkr._package.GuidelinePackage)"
+                f"guideline package (nkr._package.GuidelinePackage): no {', '.join(missing)}"
             )
         packages.append(package)
     packages.sort(key=lambda p: p.id)

@@ -73,7 +73,9 @@ def _applies(ctx: Context) -> Outcome:
 
 def _caution_if_planned(ctx: Context, intervention: Planned) -> Outcome:
     if ctx.in_scope and intervention in ctx.case.planned:
-        return Outcome(RecStatus.CAUTION, _PLANNED_REASONS[intervention], Term("planned", intervention))
+        return Outcome(
+            RecStatus.CAUTION, _PLANNED_REASONS[intervention], Term("planned", intervention)
+        )
     return _applies(ctx)
 
 
@@ -307,9 +309,7 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
     surgeon = ctx.applies
     for rec in guideline.recommendations:
         outcome = RULES[rec.id](ctx)
-        results.append(
-            RecommendationResult(rec, outcome.status, outcome.reason, outcome.concerns)
-        )
+        results.append(RecommendationResult(rec, outcome.status, outcome.reason, outcome.concerns))
         if rec.id == SURGEON:
             surgeon = outcome
     deadline = _deadline(ctx, surgeon)
