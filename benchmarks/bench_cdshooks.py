@@ -185,9 +185,13 @@ def hook_body(hook: str) -> bytes:
 # -- the server -------------------------------------------------------------------------------
 
 
-def start(data_dir: str) -> tuple[subprocess.Popen[bytes], int]:
-    """The real server with the bare endpoint switched on; its process and port."""
-    proc, base = start_server({"NKR_BENCH_ENDPOINT": "1"}, Path(data_dir))
+def start(data_dir: str, source: Path | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """The real server with the bare endpoint switched on; its process and port. ``source``:
+    another checkout's ``src`` folder to run instead of this one (a baseline, side by side)."""
+    env = {"NKR_BENCH_ENDPOINT": "1"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    proc, base = start_server(env, Path(data_dir))
     return proc, int(base.rsplit(":", 1)[1])
 
 
@@ -323,17 +327,23 @@ def check_answers(port: int, bodies: dict[str, bytes]) -> None:
 
 def in_rounds(
     rounds: int,
-    port: int,
+    ports: dict[str, int],
     runs: list[tuple[str, str, bytes]],
-    measure: Callable[[bytes], Coroutine[Any, Any, Result]],
-) -> dict[str, list[Result]]:
-    """Each run measured ``rounds`` times, every run in turn within a round: the load on a
-    shared machine drifts over a benchmark, and a share taken within one round (service and
-    bare a few seconds apart) is steadier than one taken across the whole benchmark."""
-    results: dict[str, list[Result]] = {name: [] for name, _, _ in runs}
+    measure: Callable[[int, bytes], Coroutine[Any, Any, Result]],
+) -> dict[str, dict[str, list[Result]]]:
+    """Each run on each server measured ``rounds`` times, every run of every server in turn
+    within a round: the load on a shared machine drifts over a benchmark, and a share taken
+    within one round (service and bare, this tree and the baseline, a few seconds apart) is
+    steadier than one taken across the whole benchmark."""
+    results: dict[str, dict[str, list[Result]]] = {
+        server: {name: [] for name, _, _ in runs} for server in ports
+    }
     for _ in range(rounds):
-        for name, path, body in runs:
-            results[name].append(asyncio.run(measure(request_bytes(port, path, body))))
+        for server, port in ports.items():
+            for name, path, body in runs:
+                results[server][name].append(
+                    asyncio.run(measure(port, request_bytes(port, path, body)))
+                )
     return results
 
 
@@ -348,6 +358,11 @@ def main() -> None:
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 1 when a target is missed"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout's src folder (e.g. the previous main's), measured side by side",
+    )
     args = parser.parse_args()
     bodies = {PATIENT_VIEW: hook_body("patient-view"), ORDER_SIGN: hook_body("order-sign")}
     resources = sum(
@@ -360,56 +375,90 @@ def main() -> None:
         f"{len(bodies[PATIENT_VIEW]):,} / {len(bodies[ORDER_SIGN]):,} bytes; "
         f"{args.seconds:g} s per measurement"
     )
+    sources: dict[str, Path | None] = {"this tree": None}
+    if args.baseline is not None:
+        sources["baseline"] = args.baseline.resolve()
+    runs = [
+        ("patient-view", PATIENT_VIEW, bodies[PATIENT_VIEW]),
+        ("bare parse (patient-view body)", BARE, bodies[PATIENT_VIEW]),
+        ("order-sign", ORDER_SIGN, bodies[ORDER_SIGN]),
+        ("bare parse (order-sign body)", BARE, bodies[ORDER_SIGN]),
+    ]
     with tempfile.TemporaryDirectory() as data_dir:
-        proc, port = start(data_dir)
+        procs: list[subprocess.Popen[bytes]] = []
+        ports: dict[str, int] = {}
         try:
-            check_answers(port, bodies)
-            runs = [
-                ("patient-view", PATIENT_VIEW, bodies[PATIENT_VIEW]),
-                ("bare parse (patient-view body)", BARE, bodies[PATIENT_VIEW]),
-                ("order-sign", ORDER_SIGN, bodies[ORDER_SIGN]),
-                ("bare parse (order-sign body)", BARE, bodies[ORDER_SIGN]),
-            ]
-            saturated = in_rounds(
+            for server, source in sources.items():
+                folder = Path(data_dir) / server.replace(" ", "-")
+                folder.mkdir()
+                proc, ports[server] = start(str(folder), source)
+                procs.append(proc)
+                check_answers(ports[server], bodies)
+            saturated_all = in_rounds(
                 args.rounds,
-                port,
+                ports,
                 runs,
-                lambda request: closed_loop(port, request, args.connections, args.seconds),
+                lambda port, request: closed_loop(port, request, args.connections, args.seconds),
             )
-            print(
-                f"\nsaturation ({args.connections} connections, closed loop; "
-                f"median of {args.rounds} rounds)"
-            )
-            for name, _, _ in runs:
-                rounds = saturated[name]
-                merged = Result([x for r in rounds for x in r.latencies], 1.0, 0)
-                rates = ", ".join(f"{r.rate:,.0f}" for r in rounds)
-                print(
-                    f"  {name:32}: {statistics.median(r.rate for r in rounds):8,.0f} req/s"
-                    f"  p50 {merged.percentile(50):6.2f} ms  p99 {merged.percentile(99):6.2f} ms"
-                    f"  errors {sum(r.errors for r in rounds)}  (rounds: {rates})"
-                )
-            moderate = in_rounds(
+            moderate_all = in_rounds(
                 args.rounds,
-                port,
+                ports,
                 runs,
-                lambda request: open_loop(port, request, args.rate, args.seconds),
+                lambda port, request: open_loop(port, request, args.rate, args.seconds),
             )
-            print(
-                f"\nmoderate load ({args.rate:g} requests/s, open loop; median of "
-                f"{args.rounds} rounds)"
-            )
-            for name, _, _ in runs:
-                rounds = moderate[name]
-                p99s = ", ".join(f"{r.percentile(99):.2f}" for r in rounds)
-                p50 = statistics.median(r.percentile(50) for r in rounds)
-                p99 = statistics.median(r.percentile(99) for r in rounds)
-                print(
-                    f"  {name:32}: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
-                    f"  errors {sum(r.errors for r in rounds)}  (p99 of the rounds: {p99s})"
-                )
         finally:
-            stop_server(proc)
+            for proc in procs:
+                stop_server(proc)
+    for server in ports:
+        saturated, moderate = saturated_all[server], moderate_all[server]
+        print(
+            f"\n[{server}{'' if sources[server] is None else f': {sources[server]}'}] "
+            f"saturation ({args.connections} connections, closed loop; median of "
+            f"{args.rounds} rounds)"
+        )
+        for name, _, _ in runs:
+            rounds = saturated[name]
+            merged = Result([x for r in rounds for x in r.latencies], 1.0, 0)
+            rates = ", ".join(f"{r.rate:,.0f}" for r in rounds)
+            print(
+                f"  {name:32}: {statistics.median(r.rate for r in rounds):8,.0f} req/s"
+                f"  p50 {merged.percentile(50):6.2f} ms  p99 {merged.percentile(99):6.2f} ms"
+                f"  errors {sum(r.errors for r in rounds)}  (rounds: {rates})"
+            )
+        print(
+            f"[{server}] moderate load ({args.rate:g} requests/s, open loop; median of "
+            f"{args.rounds} rounds)"
+        )
+        for name, _, _ in runs:
+            rounds = moderate[name]
+            p99s = ", ".join(f"{r.percentile(99):.2f}" for r in rounds)
+            p50 = statistics.median(r.percentile(50) for r in rounds)
+            p99 = statistics.median(r.percentile(99) for r in rounds)
+            print(
+                f"  {name:32}: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+                f"  errors {sum(r.errors for r in rounds)}  (p99 of the rounds: {p99s})"
+            )
+    if "baseline" in ports:
+        print("\nthis tree against the baseline (share of bare parse, each server's own)")
+        for hook in ("patient-view", "order-sign"):
+            by_server: dict[str, float] = {}
+            for server in ports:
+                bare = saturated_all[server][f"bare parse ({hook} body)"]
+                svc = saturated_all[server][hook]
+                by_server[server] = statistics.median(
+                    s.rate / b.rate for s, b in zip(svc, bare, strict=True)
+                )
+            p99s_by = {
+                server: statistics.median(r.percentile(99) for r in moderate_all[server][hook])
+                for server in ports
+            }
+            print(
+                f"  {hook:12}: throughput {by_server['this tree']:.0%} of bare vs "
+                f"{by_server['baseline']:.0%} "
+                f"(ratio {by_server['this tree'] / by_server['baseline']:.2f}); p99 at moderate "
+                f"load {p99s_by['this tree']:.2f} ms vs {p99s_by['baseline']:.2f} ms"
+            )
+    saturated, moderate = saturated_all["this tree"], moderate_all["this tree"]
     print("\ntargets")
     ok = True
     for hook in ("patient-view", "order-sign"):
