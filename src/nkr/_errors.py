@@ -38,19 +38,21 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line describing the first problem pydantic found (and how many more there are)."""
+def validation_error(exc: ValidationError) -> InputError:
+    """The first problem pydantic found as an InputError: its location (``signs[0]``) and
+    what is wrong (with how many more problems there are)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = _location(tuple(first["loc"]))
-    message = first["msg"]
-    if message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     elif first["type"] == "missing":
         message = "required field is missing"
-    text = f"{where}: {message}" if where else message
     if len(errors) > 1:
-        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return text
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return InputError(_location(tuple(first["loc"])) or None, message)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line describing the first problem pydantic found (and how many more there are)."""
+    return str(validation_error(exc))

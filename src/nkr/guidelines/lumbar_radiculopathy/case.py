@@ -8,7 +8,7 @@ from typing import Any, Literal, Self
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from nkr._errors import InputError, describe_validation_error
+from nkr._errors import InputError, validation_error
 
 Sign = Literal["radicular_leg_pain", "reduced_strength", "reflex_loss", "sensory_disturbance"]
 RedFlag = Literal[
@@ -90,4 +90,4 @@ def parse_case(data: bytes | str | dict[str, Any]) -> Case:
     try:
         return Case.model_validate_json(data)
     except ValidationError as exc:
-        raise InputError(describe_validation_error(exc)) from None
+        raise validation_error(exc) from None

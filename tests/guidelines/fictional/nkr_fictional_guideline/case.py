@@ -1,0 +1,34 @@
+"""The fictional case: an age, a fictional score and a first visit (tests only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nkr._errors import validation_error
+
+Planned = Literal["fiktiv_pille", "fiktiv_samtale"]
+
+
+class FictionalCase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    version: Literal[1] = 1
+    age: int = Field(ge=0, le=130)
+    # The fictional guideline's own field: a score from 0 to 10.
+    score: int = Field(ge=0, le=10)
+    first_visit: dt.date
+    followed_up: bool = False
+    planned: frozenset[Planned] = frozenset()
+
+
+def parse_case(data: bytes | str | dict[str, Any]) -> FictionalCase:
+    if isinstance(data, dict):
+        data = orjson.dumps(data)
+    try:
+        return FictionalCase.model_validate_json(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
