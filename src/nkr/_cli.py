@@ -17,7 +17,7 @@ from rich.text import Text
 from nkr._assessment import Assessment, RecommendationResult, RecStatus
 from nkr._errors import InputError
 from nkr._guideline import Lang, load_guideline
-from nkr._texts import t
+from nkr._package import GuidelinePackage, registry
 from nkr._render import (
     assessment_summary,
     fact_lines,
@@ -26,7 +26,7 @@ from nkr._render import (
     legend_lines,
     scope_lines,
 )
-from nkr._package import GuidelinePackage, registry
+from nkr._texts import t
 
 app = typer.Typer(
     name="nkr",
@@ -260,19 +260,31 @@ def _print_assessment(a: Assessment, lang: Lang) -> None:
         )
     console.print(table)
     console.print(Text(t("assumptions", lang), style="bold"))
-    for item in a.to_json(lang)["assumptions"]:
-        console.print(f"- {item['text']}")
+    for assumption in g.assumptions:
+        console.print(f"- {assumption.text(lang)}")
 
 
 @app.command("validate")
 def validate_command(
     file: Annotated[Path, typer.Argument(help="Guideline data file (TOML).")],
 ) -> None:
-    """Check a guideline data file against the schema."""
+    """Check a guideline data file against the schema, and, when its id is an installed
+    guideline, against that guideline's rules (one rule per recommendation)."""
     g = load_guideline(file)
+    installed = next((p for p in registry().packages if p.id == g.id), None)
+    checked = ""
+    if installed is not None:
+        ids, ruled = set(g.by_id), set(installed.content.by_id)
+        if ids != ruled:
+            raise InputError(
+                f"{file}: recommendations differ from the rules of the installed guideline "
+                f"'{g.id}': without a rule: {sorted(ids - ruled)}, rules without a "
+                f"recommendation: {sorted(ruled - ids)}"
+            )
+        checked = "; its installed rules cover every recommendation"
     sys.stdout.write(
         f"{file}: valid ({g.id} version {g.version}, {len(g.sections)} sections, "
-        f"{len(g.recommendations)} recommendations)\n"
+        f"{len(g.recommendations)} recommendations){checked}\n"
     )
 
 

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-import nkr
 from nkr._cli import main
-from nkr.guidelines.lumbar_radiculopathy import GUIDELINE_FILE
+from nkr.guidelines.lumbar_radiculopathy import GUIDELINE_FILE, package
 
-G = nkr.guideline()
+G = package().content
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -150,14 +149,14 @@ def test_evaluate_safety_notice_is_separate(
     ],
 )
 def test_evaluate_bad_case_is_one_line_and_exit_2(
-    tmp_path: Path, content: str, expected: str
+    tmp_path: Path, content: str, expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_case(tmp_path, content)
-    result = run("evaluate", str(path), "--date", "2026-11-26")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    assert main(["evaluate", str(path), "--date", "2026-11-26"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert lines[0].startswith("nkr: error: ")
     assert expected in lines[0]
 
@@ -174,32 +173,61 @@ def test_evaluate_bad_case_is_one_line_and_exit_2(
         (["validate", "/no/such.toml"], "/no/such.toml: no such file"),
     ],
 )
-def test_bad_usage_is_one_line_and_nonzero(tmp_path: Path, args: list[str], expected: str) -> None:
+def test_bad_usage_is_one_line_and_nonzero(
+    tmp_path: Path, args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     case = write_case(tmp_path, CASE)
-    result = run(*[str(case) if a == "CASE" else a for a in args])
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    assert main([str(case) if a == "CASE" else a for a in args]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert expected in lines[0]
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in err
 
 
-def test_validate_the_shipped_guideline() -> None:
-    result = run("validate", str(GUIDELINE_FILE))
-    assert result.returncode == 0
-    assert "valid (nkr-lumbal-radikulopati version 1.1, 7 sections, 10 recommendations)" in (
-        result.stdout
+def test_validate_the_shipped_guideline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(GUIDELINE_FILE)]) == 0
+    assert capsys.readouterr().out == (
+        f"{GUIDELINE_FILE}: valid (nkr-lumbal-radikulopati version 1.1, 7 sections, "
+        "10 recommendations); its installed rules cover every recommendation\n"
     )
 
 
-def test_validate_a_broken_guideline(tmp_path: Path) -> None:
+def test_validate_a_file_whose_recommendations_the_installed_rules_do_not_cover(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    renamed = GUIDELINE_FILE.read_text(encoding="utf-8").replace(
+        'id = "acupuncture"', 'id = "dry-needling"', 1
+    )
+    path = tmp_path / "guideline.toml"
+    path.write_text(renamed, encoding="utf-8")
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"nkr: error: {path}: recommendations differ from the rules of the installed guideline "
+        "'nkr-lumbal-radikulopati': without a rule: ['dry-needling'], rules without a "
+        "recommendation: ['acupuncture']\n"
+    )
+
+
+def test_validate_a_guideline_not_installed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = GUIDELINE_FILE.read_text(encoding="utf-8").replace(
+        'id = "nkr-lumbal-radikulopati"', 'id = "nkr-draft"', 1
+    )
+    path = tmp_path / "guideline.toml"
+    path.write_text(other, encoding="utf-8")
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out.endswith("10 recommendations)\n")
+
+
+def test_validate_a_broken_guideline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = GUIDELINE_FILE.read_text(encoding="utf-8").replace(
         'strength = "weak"', 'strength = "mild"', 1
     )
     path = tmp_path / "broken.toml"
     path.write_text(broken, encoding="utf-8")
-    result = run("validate", str(path))
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
         f"nkr: error: {path}: recommendations[0].strength: Input should be 'strong' or 'weak'"
     )

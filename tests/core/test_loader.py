@@ -156,7 +156,9 @@ def test_scope_reading_names_known_assumptions(tmp_path: Path) -> None:
 def test_broken_texts_file_names_the_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "texts.toml"
     path.write_text('[card]\nhello = { da = "Hej" }\n', encoding="utf-8")
-    with pytest.raises(InputError, match=r"texts.toml: card.hello: expected texts in 'da' and 'en'"):
+    with pytest.raises(
+        InputError, match=r"texts.toml: card.hello: expected texts in 'da' and 'en'"
+    ):
         load_texts(path)
     path.write_text('[card]\nhello = { da = "Hej {name}", en = "Hi {name}" }\n', encoding="utf-8")
     assert load_texts(path)("card.hello", "en", name="Ann") == "Hi Ann"

@@ -45,7 +45,9 @@ def cases_and_dates(draw: st.DrawFn) -> tuple[dict[str, Any], dt.date]:
 
 @settings(max_examples=400, deadline=None)
 @given(cases_and_dates())
-def test_any_valid_case_evaluates_and_keeps_the_invariants(case_and_date: tuple[dict[str, Any], dt.date]) -> None:
+def test_any_valid_case_evaluates_and_keeps_the_invariants(
+    case_and_date: tuple[dict[str, Any], dt.date],
+) -> None:
     data, on = case_and_date
     a = P.evaluate(P.parse_case(data), on)
     course = Course.of(a)

@@ -323,7 +323,9 @@ def test_json_lists_all_ten_recommendations_with_wording_and_symbols(lang: nkr.L
 
 def test_assumption_shows_the_configured_pain_threshold() -> None:
     six = Lumbar(Options(pain_threshold=6))
-    data = six.evaluate(six.parse_case({"age": 40, "symptom_onset": days_ago(20)}), ON).to_json("en")
+    data = six.evaluate(six.parse_case({"age": 40, "symptom_onset": days_ago(20)}), ON).to_json(
+        "en"
+    )
     threshold = next(a for a in data["assumptions"] if a["id"] == "severe-pain-threshold")
     assert "NRS ≥ 6" in threshold["text"]
 

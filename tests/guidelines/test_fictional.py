@@ -107,7 +107,9 @@ def test_nkr_guide_prints_its_quick_guide(fmt: str, capsys: pytest.CaptureFixtur
 
 def test_nkr_evaluate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     case = write_case(tmp_path, CASE)
-    out = nkr(capsys, "evaluate", case, "--guideline", FICTIONAL_ID, "--date", "2026-03-10", "--json")
+    out = nkr(
+        capsys, "evaluate", case, "--guideline", FICTIONAL_ID, "--date", "2026-03-10", "--json"
+    )
     data = json.loads(out)
     assert data["guideline"]["id"] == FICTIONAL_ID
     assert {r["id"]: r["status"] for r in data["recommendations"]} == {
@@ -182,7 +184,9 @@ def test_every_member_of_the_interface_is_there() -> None:
 # -- the registry's errors: each one clear line ---------------------------------------------
 
 
-def install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, entry_points: str, **modules: str) -> None:
+def install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, entry_points: str, **modules: str
+) -> None:
     """A distribution in ``tmp_path`` declaring ``entry_points`` (lines of the group
     ``nkr.guidelines``), with the given modules beside it."""
     info = tmp_path / "extra-0.1.dist-info"

@@ -15,8 +15,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from nkr import Assessment, Guideline, Lang, ServiceSpec, load_guideline
-from nkr._texts import Texts, generic_texts, load_texts
+from nkr import (
+    Assessment,
+    Guideline,
+    Lang,
+    ServiceSpec,
+    Texts,
+    generic_texts,
+    load_guideline,
+    load_texts,
+)
 from nkr_fictional_guideline import adapters
 from nkr_fictional_guideline.case import FictionalCase, parse_case
 from nkr_fictional_guideline.rules import RULES, evaluate
@@ -24,9 +32,10 @@ from nkr_fictional_guideline.rules import RULES, evaluate
 if TYPE_CHECKING:
     from nkr.cdshooks._kit import CardKit
     from nkr.fhir._read import PatientRecord
+    from nkr.web._spec import FormSpec, Handout, Sample
+
     from nkr.fhir._reading import FhirReading
     from nkr.fhir._valuesets import ValueSets
-    from nkr.web._spec import FormSpec, Handout, Sample
 
 HERE: Final = Path(__file__).parent
 GUIDELINE_FILE: Final = HERE / "guideline.toml"

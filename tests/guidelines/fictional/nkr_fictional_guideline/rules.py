@@ -5,10 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from nkr import Assessment, InputError, Deadline, Fact, Notice, Reason, RecStatus, Term
-from nkr._assessment import Outcome
-from nkr._guideline import Guideline
-from nkr._rules import RuleBook
+from nkr import (
+    Assessment,
+    Deadline,
+    Fact,
+    Guideline,
+    InputError,
+    Notice,
+    Outcome,
+    Reason,
+    RecStatus,
+    RuleBook,
+    Term,
+)
 from nkr_fictional_guideline.case import FictionalCase
 
 FOLLOW_UP = "fiktiv-opfoelgning"
@@ -65,7 +74,9 @@ def evaluate(case: FictionalCase, guideline: Guideline, on: dt.date) -> Assessme
     applies = (
         Outcome(RecStatus.APPLIES, Reason("in-scope"))
         if in_scope
-        else Outcome(RecStatus.NOT_APPLICABLE, Reason("out-of-scope", (("reasons", scope_reasons),)))
+        else Outcome(
+            RecStatus.NOT_APPLICABLE, Reason("out-of-scope", (("reasons", scope_reasons),))
+        )
     )
     due = case.first_visit + dt.timedelta(days=FOLLOW_UP_DAYS)
     results = RULES.apply(guideline, Context(case, on, in_scope, applies, due))
@@ -87,7 +98,9 @@ def evaluate(case: FictionalCase, guideline: Guideline, on: dt.date) -> Assessme
         scope_reasons=scope_reasons,
         results=results,
         facts=(
-            Fact("score", Reason("fact-score"), Reason("fact-score-value", (("score", case.score),))),
+            Fact(
+                "score", Reason("fact-score"), Reason("fact-score-value", (("score", case.score),))
+            ),
         ),
         notices=notices,
         deadlines=deadlines,
