@@ -43,6 +43,24 @@ CASE = {
 }
 
 
+def test_guidelines_lists_the_shipped_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["guidelines", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {
+            "id": "nkr-lumbal-radikulopati",
+            "slug": "lumbal-radikulopati",
+            "version": "1.1",
+            "in_force": False,
+            "title": G.title.da,
+            "default": True,
+        }
+    ]
+    assert main(["guidelines", "--lang", "en"]) == 0
+    out = capsys.readouterr().out.split("\n", 1)
+    assert out[0] == "nkr-lumbal-radikulopati *  1.1  Not in force"
+    assert " ".join(out[1].split()) == G.title.en
+
+
 def test_guide_text_in_danish_from_another_folder(tmp_path: Path) -> None:
     result = run("guide", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -127,6 +127,7 @@ def form(package: FictionalGuideline) -> FormSpec:
             Field("score", "integer", _localized(package, "form.score"), required=True),
             Field("first_visit", "date", _localized(package, "form.first_visit"), required=True),
             Field("followed_up", "boolean", _localized(package, "form.followed_up")),
+            Field("planned", "choices", _localized(package, "form.planned"), vocabulary="planned"),
         )
     )
 
