@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +16,10 @@ from nkr import InputError
 from nkr._cli import main
 from nkr._package import MEMBERS, discover, registry
 from tests.guidelines.install import FICTIONAL_ID, FICTIONAL_ROOT, LUMBAR_ID, add_to_path
+
+if TYPE_CHECKING:
+    # Type-checked as the package it is once installed (mypy_path); imported by the registry.
+    import nkr_fictional_guideline  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("fictional")
 
