@@ -281,3 +281,22 @@ def test_it_is_not_installed_outside_the_tests(monkeypatch: pytest.MonkeyPatch) 
     # The fixture's folder is the only place it is found: the product never lists it.
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(FICTIONAL_ROOT)])
     assert [p.id for p in discover({}).packages] == [LUMBAR_ID]
+
+
+def test_no_guideline_installed_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [])
+    with pytest.raises(InputError, match=r"^no guideline is installed \(entry points"):
+        discover({})
+
+
+def test_the_feedback_report_names_a_topic_from_its_guideline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nkr import _cli
+    from nkr._package import Registry
+
+    fictional = registry().get(FICTIONAL_ID)
+    monkeypatch.setattr(_cli, "registry", lambda: Registry((fictional,), FICTIONAL_ID))
+    assert _cli._topic_label("fiktiv-opfoelgning", "en") == "Fictional follow-up"
+    assert _cli._topic_label("no-such-topic", "en") == "no-such-topic"
+    assert _cli._topic_label(None, "da") == "(ukendt kort)"
