@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class InputError(ValueError):
@@ -56,3 +61,14 @@ def validation_error(exc: ValidationError) -> InputError:
 def describe_validation_error(exc: ValidationError) -> str:
     """One line describing the first problem pydantic found (and how many more there are)."""
     return str(validation_error(exc))
+
+
+def parse_model(model: type[M], data: bytes | str | dict[str, Any]) -> M:
+    """``model`` from JSON text or a JSON-shaped dict (read as JSON either way: dates as
+    strings); an InputError naming the field when it is not valid."""
+    if isinstance(data, dict):
+        data = orjson.dumps(data)
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None

@@ -6,36 +6,47 @@ table."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
-from typing import Any
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
 
+import nkr.guidelines.lumbar_radiculopathy as lumbar
 from tests.cases.table import TableCase
 
 Resource = dict[str, Any]
 
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-SKS = "urn:oid:1.2.208.176.2.4"
-SNOMED = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
-LOCAL = "urn:nkr:local-orders"
 PATIENT = {"reference": "Patient/p1"}
+LUMBAR_VALUESETS: Final = Path(lumbar.__file__).parent / "valuesets"
+# The value set of each planned intervention or treatment of the lumbar case.
+LUMBAR_ORDER_VALUESETS: Final = {
+    "mri": "mri-lumbar-spine",
+    "glucocorticoid_injection": "glucocorticoid-injection",
+    "acupuncture": "acupuncture",
+    "bed_rest": "bed-rest",
+    "supervised_exercise": "supervised-exercise",
+    "specific_exercise": "specific-exercise",
+    "manual_mobilisation": "manual-mobilisation",
+    "spine_surgeon_referral": "spine-surgeon-referral",
+}
 
-# The codes of the lumbar guideline's shipped value sets that the cases use.
-LUMBAR_ORDERS: dict[str, tuple[str, str]] = {
-    "mri": (SNOMED, "41333006"),
-    "glucocorticoid_injection": (LOCAL, "glucocorticoid-injection"),
-    "acupuncture": (SKS, "BAFA80"),
-    "bed_rest": (SKS, "BLXA"),
-    "supervised_exercise": (SNOMED, "229065009"),
-    "specific_exercise": (LOCAL, "specific-exercise"),
-    "manual_mobilisation": (SKS, "BLNG1"),
-    "spine_surgeon_referral": (LOCAL, "spine-surgeon-referral"),
-}
-LUMBAR_RED_FLAGS: dict[str, tuple[str, str]] = {
-    "cauda_equina": (ICD10, "G83.4"),
-    "suspected_fracture": (ICD10, "S32.0"),
-    "suspected_infection": (SKS, "DM462"),
-}
+
+@cache
+def _codes(vs_id: str) -> list[tuple[str, str, str | None]]:
+    """The codes of one of the lumbar guideline's shipped value sets, in file order: the
+    cases use the guideline's own codes, never a copy of them."""
+    doc = json.loads((LUMBAR_VALUESETS / f"{vs_id}.json").read_text(encoding="utf-8"))
+    return [(c["system"], c["code"], c.get("red_flag")) for c in doc["codes"]]
+
+
+def _first(vs_id: str, code: str | None = None) -> tuple[str, str]:
+    system, found, _ = next(c for c in _codes(vs_id) if code is None or c[1] == code)
+    return system, found
+
+
+def _red_flag(flag: str) -> tuple[str, str]:
+    return next((s, c) for s, c, f in _codes("red-flags") if f == flag)
 
 
 def _coded(system: str, code: str) -> Resource:
@@ -77,8 +88,10 @@ def _condition(cid: str, system: str, code: str, onset: str) -> Resource:
     }
 
 
-def _order(rid: str, kind: str, status: str, resource_type: str = "ServiceRequest") -> Resource:
-    system, code = LUMBAR_ORDERS.get(kind, (LOCAL, kind))
+def _order(
+    rid: str, coding: tuple[str, str], status: str, resource_type: str = "ServiceRequest"
+) -> Resource:
+    system, code = coding
     res: Resource = {
         "resourceType": resource_type,
         "id": rid,
@@ -94,9 +107,10 @@ def _order(rid: str, kind: str, status: str, resource_type: str = "ServiceReques
 def lumbar_prefetch(case: TableCase) -> tuple[dict[str, Resource], list[Resource]]:
     c = case.case
     onset = str(c["symptom_onset"])
-    conditions = [_condition("c1", ICD10, "M54.1", onset)] if c.get("signs") else []
+    diagnosis = _first("lumbar-radiculopathy")
+    conditions = [_condition("c1", *diagnosis, onset)] if c.get("signs") else []
     conditions += [
-        _condition(f"rf{i}", *LUMBAR_RED_FLAGS[flag], onset)
+        _condition(f"rf{i}", *_red_flag(flag), onset)
         for i, flag in enumerate(c.get("red_flags", []))
     ]
     observations = []
@@ -106,22 +120,24 @@ def lumbar_prefetch(case: TableCase) -> tuple[dict[str, Resource], list[Resource
                 "resourceType": "Observation",
                 "id": "o1",
                 "status": "final",
-                "code": _coded(LOINC, "72514-3"),
+                "code": _coded(*_first("pain-intensity")),
                 "subject": PATIENT,
                 "effectiveDateTime": (case.date - dt.timedelta(days=1)).isoformat(),
                 "valueQuantity": {"value": 8, "unit": "{score}"},
             }
         )
     procedures = [
-        _order(f"pr{i}", kind, "completed", "Procedure")
+        _order(f"pr{i}", _first(LUMBAR_ORDER_VALUESETS[kind]), "completed", "Procedure")
         for i, kind in enumerate(c.get("non_surgical_treatment", []))
     ]
     requests = []
     surgeon = c.get("spine_surgeon_assessment", "none")
     if surgeon == "referred":
-        requests.append(_order("sr1", "spine_surgeon_referral", "active"))
+        referral = _first("spine-surgeon-referral", "spine-surgeon-referral")
+        requests.append(_order("sr1", referral, "active"))
     elif surgeon == "done":
-        procedures.append(_order("pr-s", "spine-surgeon-assessment", "completed", "Procedure"))
+        assessed = _first("spine-surgeon-referral", "spine-surgeon-assessment")
+        procedures.append(_order("pr-s", assessed, "completed", "Procedure"))
     prefetch = {
         "patient": {"resourceType": "Patient", "id": "p1", "birthDate": _birth_date(case)},
         "conditions": _bundle(conditions),
@@ -129,7 +145,10 @@ def lumbar_prefetch(case: TableCase) -> tuple[dict[str, Resource], list[Resource
         "procedures": _bundle(procedures),
         "serviceRequests": _bundle(requests),
     }
-    drafts = [_order(f"d{i}", kind, "draft") for i, kind in enumerate(sorted(c.get("planned", [])))]
+    drafts = [
+        _order(f"d{i}", _first(LUMBAR_ORDER_VALUESETS[kind]), "draft")
+        for i, kind in enumerate(sorted(c.get("planned", [])))
+    ]
     return prefetch, drafts
 
 

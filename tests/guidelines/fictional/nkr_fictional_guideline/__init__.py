@@ -4,7 +4,7 @@
 It is found the way every guideline is: an entry point in the group ``nkr.guidelines``, here
 declared by the ``*.dist-info`` folder beside this package, which only the tests put on
 ``sys.path``. Its content, case and rules are here; what it gives the FHIR, CDS Hooks and web
-adapters is in :mod:`.adapters`.
+adapters is in :mod:`.adapters` (its functions are the class's members as they stand).
 """
 
 from __future__ import annotations
@@ -13,29 +13,12 @@ import datetime as dt
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from nkr import (
-    Assessment,
-    Guideline,
-    Lang,
-    ServiceSpec,
-    Texts,
-    generic_texts,
-    load_guideline,
-    load_texts,
-)
+from nkr import Assessment, Guideline, Texts, generic_texts, load_guideline, load_texts
 from nkr_fictional_guideline import adapters
 from nkr_fictional_guideline.case import FictionalCase, parse_case
 from nkr_fictional_guideline.rules import RULES, evaluate
-
-if TYPE_CHECKING:
-    from nkr.cdshooks._kit import CardKit
-    from nkr.fhir._read import PatientRecord
-    from nkr.web._spec import FormSpec, Handout, Sample
-
-    from nkr.fhir._reading import FhirReading
-    from nkr.fhir._valuesets import ValueSets
 
 HERE: Final = Path(__file__).parent
 GUIDELINE_FILE: Final = HERE / "guideline.toml"
@@ -71,40 +54,15 @@ class FictionalGuideline:
             raise TypeError(f"expected the fictional case, got {type(case).__name__}")
         return evaluate(case, self.content, on)
 
-    # -- FHIR, CDS Hooks and the web app: see adapters.py -----------------------------------
-
-    @cached_property
-    def valuesets(self) -> ValueSets:
-        return adapters.valuesets()
-
-    @property
-    def prefetch(self) -> Mapping[str, str]:
-        return adapters.PREFETCH
-
-    def read_record(self, record: PatientRecord, on: dt.date) -> FhirReading:
-        return adapters.read_record(self, record, on)
-
-    @cached_property
-    def services(self) -> tuple[ServiceSpec, ...]:
-        return adapters.services(self)
-
-    def cards(self, hook: str, assessment: Assessment, kit: CardKit) -> None:
-        adapters.cards(self, hook, assessment, kit)
-
-    def topic_label(self, topic: str, lang: Lang) -> str | None:
-        return adapters.topic_label(self, topic, lang)
-
-    @cached_property
-    def form(self) -> FormSpec:
-        return adapters.form(self)
-
-    @cached_property
-    def handout(self) -> Handout:
-        return adapters.handout(self)
-
-    @cached_property
-    def samples(self) -> Mapping[str, Sample]:
-        return adapters.samples()
+    valuesets = cached_property(adapters.valuesets)
+    prefetch = adapters.PREFETCH
+    read_record = adapters.read_record
+    services = cached_property(adapters.services)
+    cards = adapters.cards
+    topic_label = adapters.topic_label
+    form = cached_property(adapters.form)
+    handout = cached_property(adapters.handout)
+    samples = cached_property(adapters.samples)
 
 
 def package(env: Mapping[str, str]) -> FictionalGuideline:

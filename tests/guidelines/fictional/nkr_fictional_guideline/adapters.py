@@ -48,7 +48,7 @@ def _localized(package: FictionalGuideline, key: str) -> Localized:
 # -- FHIR ------------------------------------------------------------------------------------
 
 
-def valuesets() -> ValueSets:
+def valuesets(package: FictionalGuideline) -> ValueSets:
     # RECONCILE: the per-guideline loader of value sets (a folder of ValueSetFile JSON).
     from nkr.fhir._valuesets import load_valuesets
 
@@ -142,7 +142,7 @@ def handout(package: FictionalGuideline) -> Handout:
     )
 
 
-def samples() -> Mapping[str, Sample]:
+def samples(package: FictionalGuideline) -> Mapping[str, Sample]:
     # RECONCILE: Sample's shape (a title and FHIR resources).
     from nkr.web._spec import Sample
 

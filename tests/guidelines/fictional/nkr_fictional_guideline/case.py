@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from nkr._errors import validation_error
+from nkr._errors import parse_model
 
 Planned = Literal["fiktiv_pille", "fiktiv_samtale"]
 
@@ -26,9 +25,4 @@ class FictionalCase(BaseModel):
 
 
 def parse_case(data: bytes | str | dict[str, Any]) -> FictionalCase:
-    if isinstance(data, dict):
-        data = orjson.dumps(data)
-    try:
-        return FictionalCase.model_validate_json(data)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    return parse_model(FictionalCase, data)
