@@ -211,14 +211,17 @@ def test_validate_the_shipped_guideline(capsys: pytest.CaptureFixture[str]) -> N
     )
 
 
+def edited(tmp_path: Path, old: str, new: str) -> Path:
+    """The shipped data file with ``old`` replaced by ``new``, in ``tmp_path``."""
+    path = tmp_path / "guideline.toml"
+    path.write_text(GUIDELINE_FILE.read_text(encoding="utf-8").replace(old, new, 1), "utf-8")
+    return path
+
+
 def test_validate_a_file_whose_recommendations_the_installed_rules_do_not_cover(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    renamed = GUIDELINE_FILE.read_text(encoding="utf-8").replace(
-        'id = "acupuncture"', 'id = "dry-needling"', 1
-    )
-    path = tmp_path / "guideline.toml"
-    path.write_text(renamed, encoding="utf-8")
+    path = edited(tmp_path, 'id = "acupuncture"', 'id = "dry-needling"')
     assert main(["validate", str(path)]) == 2
     assert capsys.readouterr().err == (
         f"nkr: error: {path}: recommendations differ from the rules of the installed guideline "
@@ -230,21 +233,13 @@ def test_validate_a_file_whose_recommendations_the_installed_rules_do_not_cover(
 def test_validate_a_guideline_not_installed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    other = GUIDELINE_FILE.read_text(encoding="utf-8").replace(
-        'id = "nkr-lumbal-radikulopati"', 'id = "nkr-draft"', 1
-    )
-    path = tmp_path / "guideline.toml"
-    path.write_text(other, encoding="utf-8")
+    path = edited(tmp_path, 'id = "nkr-lumbal-radikulopati"', 'id = "nkr-draft"')
     assert main(["validate", str(path)]) == 0
     assert capsys.readouterr().out.endswith("10 recommendations)\n")
 
 
 def test_validate_a_broken_guideline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    broken = GUIDELINE_FILE.read_text(encoding="utf-8").replace(
-        'strength = "weak"', 'strength = "mild"', 1
-    )
-    path = tmp_path / "broken.toml"
-    path.write_text(broken, encoding="utf-8")
+    path = edited(tmp_path, 'strength = "weak"', 'strength = "mild"')
     assert main(["validate", str(path)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"nkr: error: {path}: recommendations[0].strength: Input should be 'strong' or 'weak'"
