@@ -1,7 +1,8 @@
 """nkr: clinical decision support for Danish national clinical guidelines (NKR).
 
-The generic engine's types and the guideline interface. Each guideline is a package of its
-own (``nkr.guidelines.*``, or installed separately), found through the registry.
+The generic engine's types, the guideline interface and what a guideline package builds on
+(its rule book, its texts). Each guideline is a package of its own (``nkr.guidelines.*``, or
+installed separately), found through the registry; see docs/architecture.md.
 """
 
 from nkr._assessment import (
@@ -9,6 +10,7 @@ from nkr._assessment import (
     Deadline,
     Fact,
     Notice,
+    Outcome,
     Reason,
     RecommendationResult,
     RecStatus,
@@ -28,6 +30,8 @@ from nkr._guideline import (
     load_guideline,
 )
 from nkr._package import GuidelinePackage, Registry, ServiceSpec, discover, registry
+from nkr._rules import RuleBook
+from nkr._texts import Texts, generic_texts, load_texts
 
 __all__ = [
     "LANGS",
@@ -43,15 +47,20 @@ __all__ = [
     "Lang",
     "Localized",
     "Notice",
+    "Outcome",
     "Reason",
     "RecStatus",
     "Recommendation",
     "RecommendationResult",
     "Registry",
+    "RuleBook",
     "ServiceSpec",
     "Strength",
     "Term",
+    "Texts",
     "discover",
+    "generic_texts",
     "load_guideline",
+    "load_texts",
     "registry",
 ]

@@ -78,8 +78,8 @@ def _param_text(value: ParamValue, guideline: Guideline, lang: Lang) -> str:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """A rule's verdict for one recommendation. ``concerns`` names, as data, the intervention
-    of the guideline's case vocabulary that the verdict is about (a planned MRI that gets a
-    caution), so that card rules never read it out of the reason's parameters."""
+    of the guideline's case vocabulary that the verdict is about (a planned intervention that
+    gets a caution), so that card rules never read it out of the reason's parameters."""
 
     status: RecStatus
     reason: Reason
@@ -114,9 +114,10 @@ class Fact:
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """Something outside the guideline's recommendations that must be seen first (red flags):
-    its title, its text and the items it is about (terms of the case vocabulary). A
-    ``critical`` notice calls for acute action; ``source`` says what it rests on."""
+    """Something outside the guideline's recommendations that must be seen first (a finding
+    that takes the patient out of the guideline): its title, its text and the items it is
+    about (terms of the case vocabulary). A ``critical`` notice calls for acute action;
+    ``action``, when given, says which."""
 
     topic: str
     critical: bool
@@ -151,7 +152,7 @@ class Details(Protocol):
 @dataclass(frozen=True, slots=True)
 class Assessment:
     """One patient case assessed against one guideline on one date. Nothing in it is
-    specific to one guideline: what is (an age, a week count, a red-flag notice, a deadline)
+    specific to one guideline: what is (an age, a duration, a safety notice, a deadline)
     comes as facts, notices and deadlines worded by the guideline, and as its ``details``."""
 
     guideline: Guideline

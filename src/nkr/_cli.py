@@ -17,7 +17,7 @@ from rich.text import Text
 from nkr._assessment import Assessment, RecommendationResult, RecStatus
 from nkr._errors import InputError
 from nkr._guideline import Lang, load_guideline
-from nkr._texts import t
+from nkr._package import GuidelinePackage, registry
 from nkr._render import (
     assessment_summary,
     fact_lines,
@@ -26,7 +26,7 @@ from nkr._render import (
     legend_lines,
     scope_lines,
 )
-from nkr._package import GuidelinePackage, registry
+from nkr._texts import generic_texts, t
 
 app = typer.Typer(
     name="nkr",
@@ -260,19 +260,31 @@ def _print_assessment(a: Assessment, lang: Lang) -> None:
         )
     console.print(table)
     console.print(Text(t("assumptions", lang), style="bold"))
-    for item in a.to_json(lang)["assumptions"]:
-        console.print(f"- {item['text']}")
+    for assumption in g.assumptions:
+        console.print(f"- {assumption.text(lang)}")
 
 
 @app.command("validate")
 def validate_command(
     file: Annotated[Path, typer.Argument(help="Guideline data file (TOML).")],
 ) -> None:
-    """Check a guideline data file against the schema."""
+    """Check a guideline data file against the schema, and, when its id is an installed
+    guideline, against that guideline's rules (one rule per recommendation)."""
     g = load_guideline(file)
+    installed = next((p for p in registry().packages if p.id == g.id), None)
+    checked = ""
+    if installed is not None:
+        ids, ruled = set(g.by_id), set(installed.content.by_id)
+        if ids != ruled:
+            raise InputError(
+                f"{file}: recommendations differ from the rules of the installed guideline "
+                f"'{g.id}': without a rule: {sorted(ids - ruled)}, rules without a "
+                f"recommendation: {sorted(ruled - ids)}"
+            )
+        checked = "; its installed rules cover every recommendation"
     sys.stdout.write(
         f"{file}: valid ({g.id} version {g.version}, {len(g.sections)} sections, "
-        f"{len(g.recommendations)} recommendations)\n"
+        f"{len(g.recommendations)} recommendations){checked}\n"
     )
 
 
@@ -297,8 +309,7 @@ def feedback_report_command(
     """Per card topic: how often cards were shown, accepted and overridden, and why."""
     from nkr._settings import Settings
     from nkr.cdshooks import DB_NAME, report
-    from nkr.cdshooks._feedback import reason_display, topic_label
-    from nkr.cdshooks._texts import texts
+    from nkr.cdshooks._feedback import reason_display
 
     folder = data_dir if data_dir is not None else Settings.from_env().data_dir
     rows = report(folder / DB_NAME)
@@ -308,7 +319,7 @@ def feedback_report_command(
             [
                 {
                     "topic": r.topic,
-                    "label": topic_label(r.topic, language),
+                    "label": _topic_label(r.topic, language),
                     "shown": r.shown,
                     "accepted": r.accepted,
                     "overridden": r.overridden,
@@ -325,7 +336,7 @@ def feedback_report_command(
             ]
         )
         return
-    tx = texts()
+    tx = generic_texts()
     console = _console()
     if not rows:
         console.print(tx("report.empty", language))
@@ -339,7 +350,7 @@ def feedback_report_command(
         table.add_column(tx(key, language), justify="right", no_wrap=True)
     table.add_column(tx("report.reasons", language), overflow="fold")
     for r in rows:
-        topic = Text(topic_label(r.topic, language))
+        topic = Text(_topic_label(r.topic, language))
         if r.topic is not None:
             topic.append(f"\n{r.topic}", style="dim")
         reasons = "\n".join(
@@ -347,6 +358,18 @@ def feedback_report_command(
         )
         table.add_row(topic, str(r.shown), str(r.accepted), str(r.overridden), reasons)
     console.print(table)
+
+
+def _topic_label(topic: str | None, lang: Lang) -> str:
+    """A card topic's name as the cards show it, from the guideline whose topic it is; for a
+    topic no installed guideline knows, the code itself."""
+    if topic is None:
+        return t("report.unknown-topic", lang)
+    for package in registry().packages:
+        label = package.topic_label(topic, lang)
+        if label is not None:
+            return label
+    return topic
 
 
 @app.command("serve")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class InputError(ValueError):
@@ -38,19 +43,32 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line describing the first problem pydantic found (and how many more there are)."""
+def validation_error(exc: ValidationError) -> InputError:
+    """The first problem pydantic found as an InputError: its location (``signs[0]``) and
+    what is wrong (with how many more problems there are)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = _location(tuple(first["loc"]))
-    message = first["msg"]
-    if message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     elif first["type"] == "missing":
         message = "required field is missing"
-    text = f"{where}: {message}" if where else message
     if len(errors) > 1:
-        text += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return text
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return InputError(_location(tuple(first["loc"])) or None, message)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line describing the first problem pydantic found (and how many more there are)."""
+    return str(validation_error(exc))
+
+
+def parse_model(model: type[M], data: bytes | str | dict[str, Any]) -> M:
+    """``model`` from JSON text or a JSON-shaped dict (read as JSON either way: dates as
+    strings); an InputError naming the field when it is not valid."""
+    if isinstance(data, dict):
+        data = orjson.dumps(data)
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None

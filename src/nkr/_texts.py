@@ -88,7 +88,9 @@ def _flatten(
 ) -> None:
     for name, value in table.items():
         key = f"{prefix}.{name}" if prefix else name
-        if isinstance(value, dict) and set(value) == {"da", "en"}:
+        if isinstance(value, dict) and set(value) & {"da", "en"}:
+            if set(value) != {"da", "en"}:
+                raise InputError(f"{path}: {key}: expected texts in 'da' and 'en', only")
             try:
                 out[key] = Localized.model_validate(value)
             except ValidationError:

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-import nkr
 from nkr._cli import main
-from nkr.guidelines.lumbar_radiculopathy import GUIDELINE_FILE
+from nkr.guidelines.lumbar_radiculopathy import GUIDELINE_FILE, package
 
-G = nkr.guideline()
+G = package().content
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -42,6 +41,24 @@ CASE = {
     "non_surgical_treatment": ["supervised_exercise"],
     "planned": ["mri"],
 }
+
+
+def test_guidelines_lists_the_shipped_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["guidelines", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {
+            "id": "nkr-lumbal-radikulopati",
+            "slug": "lumbal-radikulopati",
+            "version": "1.1",
+            "in_force": False,
+            "title": G.title.da,
+            "default": True,
+        }
+    ]
+    assert main(["guidelines", "--lang", "en"]) == 0
+    out = capsys.readouterr().out.split("\n", 1)
+    assert out[0] == "nkr-lumbal-radikulopati *  1.1  Not in force"
+    assert " ".join(out[1].split()) == G.title.en
 
 
 def test_guide_text_in_danish_from_another_folder(tmp_path: Path) -> None:
@@ -150,14 +167,14 @@ def test_evaluate_safety_notice_is_separate(
     ],
 )
 def test_evaluate_bad_case_is_one_line_and_exit_2(
-    tmp_path: Path, content: str, expected: str
+    tmp_path: Path, content: str, expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_case(tmp_path, content)
-    result = run("evaluate", str(path), "--date", "2026-11-26")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    assert main(["evaluate", str(path), "--date", "2026-11-26"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert lines[0].startswith("nkr: error: ")
     assert expected in lines[0]
 
@@ -174,32 +191,56 @@ def test_evaluate_bad_case_is_one_line_and_exit_2(
         (["validate", "/no/such.toml"], "/no/such.toml: no such file"),
     ],
 )
-def test_bad_usage_is_one_line_and_nonzero(tmp_path: Path, args: list[str], expected: str) -> None:
+def test_bad_usage_is_one_line_and_nonzero(
+    tmp_path: Path, args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     case = write_case(tmp_path, CASE)
-    result = run(*[str(case) if a == "CASE" else a for a in args])
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    assert main([str(case) if a == "CASE" else a for a in args]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
     assert expected in lines[0]
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in err
 
 
-def test_validate_the_shipped_guideline() -> None:
-    result = run("validate", str(GUIDELINE_FILE))
-    assert result.returncode == 0
-    assert "valid (nkr-lumbal-radikulopati version 1.1, 7 sections, 10 recommendations)" in (
-        result.stdout
+def test_validate_the_shipped_guideline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(GUIDELINE_FILE)]) == 0
+    assert capsys.readouterr().out == (
+        f"{GUIDELINE_FILE}: valid (nkr-lumbal-radikulopati version 1.1, 7 sections, "
+        "10 recommendations); its installed rules cover every recommendation\n"
     )
 
 
-def test_validate_a_broken_guideline(tmp_path: Path) -> None:
-    broken = GUIDELINE_FILE.read_text(encoding="utf-8").replace(
-        'strength = "weak"', 'strength = "mild"', 1
+def edited(tmp_path: Path, old: str, new: str) -> Path:
+    """The shipped data file with ``old`` replaced by ``new``, in ``tmp_path``."""
+    path = tmp_path / "guideline.toml"
+    path.write_text(GUIDELINE_FILE.read_text(encoding="utf-8").replace(old, new, 1), "utf-8")
+    return path
+
+
+def test_validate_a_file_whose_recommendations_the_installed_rules_do_not_cover(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = edited(tmp_path, 'id = "acupuncture"', 'id = "dry-needling"')
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"nkr: error: {path}: recommendations differ from the rules of the installed guideline "
+        "'nkr-lumbal-radikulopati': without a rule: ['dry-needling'], rules without a "
+        "recommendation: ['acupuncture']\n"
     )
-    path = tmp_path / "broken.toml"
-    path.write_text(broken, encoding="utf-8")
-    result = run("validate", str(path))
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+
+
+def test_validate_a_guideline_not_installed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = edited(tmp_path, 'id = "nkr-lumbal-radikulopati"', 'id = "nkr-draft"')
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out.endswith("10 recommendations)\n")
+
+
+def test_validate_a_broken_guideline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = edited(tmp_path, 'strength = "weak"', 'strength = "mild"')
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
         f"nkr: error: {path}: recommendations[0].strength: Input should be 'strong' or 'weak'"
     )

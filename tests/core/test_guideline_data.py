@@ -11,6 +11,7 @@ import pytest
 import nkr
 from nkr import Certainty, Direction, Kind, Strength
 from nkr._render import legend_lines
+from nkr.guidelines.lumbar_radiculopathy import package
 
 # A copy of the official Danish quick guide as extracted from its PDF (the project's seed, kept
 # in ../shared/seeds/ beside the repository); the copy keeps the tests self-contained.
@@ -85,7 +86,7 @@ def _join(lines: list[str]) -> str:
 
 
 SECTIONS, SEED_RECS = _parse_seed()
-GUIDELINE = nkr.guideline()
+GUIDELINE = package().content
 
 
 def test_the_copy_is_the_seed() -> None:

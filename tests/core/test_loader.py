@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nkr import InputError, Kind, load_guideline
-from nkr._i18n import load_messages
+from nkr._texts import generic_texts, load_texts
 from nkr.guidelines.lumbar_radiculopathy import GUIDELINE_FILE
 
 ORIGINAL = GUIDELINE_FILE.read_text(encoding="utf-8")
@@ -153,10 +153,30 @@ def test_scope_reading_names_known_assumptions(tmp_path: Path) -> None:
     assert "scope.reading.assumptions: unknown assumption 'age-17-or-older'" in message
 
 
-def test_broken_messages_file_names_the_file_and_key(tmp_path: Path) -> None:
-    path = tmp_path / "messages.toml"
-    path.write_text('hello = { da = "Hej" }\n', encoding="utf-8")
-    with pytest.raises(InputError, match=r"messages.toml: hello.en: required field is missing"):
-        load_messages(path)
-    path.write_text('hello = { da = "Hej", en = "Hi" }\n', encoding="utf-8")
-    assert load_messages(path)["hello"]("en") == "Hi"
+def test_broken_texts_file_names_the_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "texts.toml"
+    path.write_text('[card]\nhello = { da = "Hej" }\n', encoding="utf-8")
+    with pytest.raises(
+        InputError, match=r"texts.toml: card.hello: expected texts in 'da' and 'en'"
+    ):
+        load_texts(path)
+    path.write_text('[card]\nhello = { da = "Hej {name}", en = "Hi {name}" }\n', encoding="utf-8")
+    assert load_texts(path)("card.hello", "en", name="Ann") == "Hi Ann"
+
+
+def test_a_guidelines_texts_fall_back_on_the_generic_ones(tmp_path: Path) -> None:
+    path = tmp_path / "texts.toml"
+    path.write_text('own = { da = "Egen", en = "Own" }\n', encoding="utf-8")
+    texts = load_texts(path, fallback=generic_texts())
+    assert texts("own", "da") == "Egen"
+    assert texts("version", "da") == generic_texts()("version", "da")
+    with pytest.raises(KeyError):
+        texts("no-such-key", "da")
+
+
+def test_a_text_given_in_two_files_names_both(tmp_path: Path) -> None:
+    one, two = tmp_path / "one.toml", tmp_path / "two.toml"
+    for path in (one, two):
+        path.write_text('own = { da = "Egen", en = "Own" }\n', encoding="utf-8")
+    with pytest.raises(InputError, match=rf"{two}: own: already given in {one}"):
+        load_texts(one, two)

@@ -12,9 +12,12 @@ import pytest
 
 import nkr
 from nkr import InputError, RecStatus
+from nkr.guidelines.lumbar_radiculopathy import Course, Options, package, parse_case
+from nkr.guidelines.lumbar_radiculopathy import LumbarRadiculopathy as Lumbar
 
 ON = dt.date(2026, 6, 15)
-G = nkr.guideline()
+P = package()
+G = P.content
 ALL_IDS = [r.id for r in G.recommendations]
 
 APPLIES = RecStatus.APPLIES
@@ -39,7 +42,11 @@ def assess(**fields: Any) -> nkr.Assessment:
     data.update(fields)
     if "birth_date" in fields:
         del data["age"]
-    return nkr.evaluate(nkr.parse_case(data), G, ON)
+    return P.evaluate(parse_case(data), ON)
+
+
+def course(a: nkr.Assessment) -> Course:
+    return Course.of(a)
 
 
 def reason_keys(a: nkr.Assessment) -> list[str]:
@@ -52,7 +59,7 @@ def reason_keys(a: nkr.Assessment) -> list[str]:
 def test_typical_patient_in_scope_every_recommendation_applies_but_surgeon() -> None:
     a = assess()
     assert a.in_scope
-    assert a.safety is None
+    assert a.notices == ()
     statuses = a.statuses
     assert statuses.pop("spine-surgeon-assessment") is NA
     assert set(statuses.values()) == {APPLIES}
@@ -62,8 +69,8 @@ def test_typical_patient_in_scope_every_recommendation_applies_but_surgeon() -> 
 def test_day_84_is_in_scope() -> None:
     a = assess(symptom_onset=days_ago(84))
     assert a.in_scope
-    assert a.days_since_onset == 84
-    assert a.week == 12
+    assert course(a).days_since_onset == 84
+    assert course(a).week == 12
 
 
 def test_day_85_is_out_of_scope() -> None:
@@ -76,12 +83,12 @@ def test_day_85_is_out_of_scope() -> None:
 def test_onset_today_is_day_0_in_week_1() -> None:
     a = assess(symptom_onset=ON.isoformat())
     assert a.in_scope
-    assert (a.days_since_onset, a.week) == (0, 1)
+    assert (course(a).days_since_onset, course(a).week) == (0, 1)
 
 
 @pytest.mark.parametrize(("days", "week"), [(1, 1), (7, 1), (8, 2), (14, 2), (15, 3), (83, 12)])
 def test_week_of_12(days: int, week: int) -> None:
-    assert assess(symptom_onset=days_ago(days)).week == week
+    assert course(assess(symptom_onset=days_ago(days))).week == week
 
 
 def test_onset_after_the_assessment_date_is_an_input_error() -> None:
@@ -91,19 +98,19 @@ def test_onset_after_the_assessment_date_is_an_input_error() -> None:
 
 def test_18th_birthday_is_in_scope() -> None:
     a = assess(birth_date="2008-06-15")
-    assert a.age_years == 18
+    assert course(a).age_years == 18
     assert a.in_scope
 
 
 def test_day_before_18th_birthday_is_out_of_scope() -> None:
     a = assess(birth_date="2008-06-16")
-    assert a.age_years == 17
+    assert course(a).age_years == 17
     assert reason_keys(a) == ["scope-under-18"]
     assert set(a.statuses.values()) == {NA}
 
 
 def test_born_29_february_turns_18_on_1_march_in_a_common_year() -> None:
-    case = nkr.parse_case(
+    case = parse_case(
         {"birth_date": "2008-02-29", "symptom_onset": "2026-02-01", "signs": ["reflex_loss"]}
     )
     assert case.age_on(dt.date(2026, 2, 28)) == 17
@@ -167,12 +174,12 @@ def test_each_red_flag_takes_the_patient_out_of_scope_with_a_safety_notice(
     )
     assert not a.in_scope
     assert reason_keys(a) == ["scope-red-flags"]
-    assert a.safety is not None
-    assert a.safety.red_flags == (flag,)
-    assert a.safety.acute is acute
+    (notice,) = a.notices
+    assert notice.items == (nkr.Term("red_flags", flag),)
+    assert notice.critical is acute
     # No guideline recommendation is offered for a patient with a red flag, not even a caution.
     assert set(a.statuses.values()) == {NA}
-    text = a.safety.reason.text(G, "da")
+    text = a.text(notice.text, "da")
     assert G.label("red_flags", flag, "da") in text
     assert text.startswith("AKUT") is acute
 
@@ -227,7 +234,7 @@ SEVERE_AND_TREATED: dict[str, Any] = {
 
 def test_surgeon_due_date_is_onset_plus_84_days() -> None:
     a = assess(symptom_onset="2026-05-01")
-    assert a.spine_surgeon_due == dt.date(2026, 7, 24)
+    assert course(a).spine_surgeon_due == dt.date(2026, 7, 24)
 
 
 def test_surgeon_due_when_severe_pain_persists_despite_treatment() -> None:
@@ -315,7 +322,10 @@ def test_json_lists_all_ten_recommendations_with_wording_and_symbols(lang: nkr.L
 
 
 def test_assumption_shows_the_configured_pain_threshold() -> None:
-    data = assess().to_json("en", pain_threshold=6)
+    six = Lumbar(Options(pain_threshold=6))
+    data = six.evaluate(six.parse_case({"age": 40, "symptom_onset": days_ago(20)}), ON).to_json(
+        "en"
+    )
     threshold = next(a for a in data["assumptions"] if a["id"] == "severe-pain-threshold")
     assert "NRS ≥ 6" in threshold["text"]
 

@@ -23,7 +23,7 @@ from nkr._guideline import Guideline, Lang, load_guideline
 from nkr._package import ServiceSpec
 from nkr._texts import Texts, generic_texts, load_texts
 from nkr.guidelines.lumbar_radiculopathy.case import CASE_FORMAT_VERSION, Case, parse_case
-from nkr.guidelines.lumbar_radiculopathy.rules import RULES, evaluate
+from nkr.guidelines.lumbar_radiculopathy.rules import RULES, Course, evaluate
 
 if TYPE_CHECKING:
     from nkr.cdshooks._kit import CardKit
@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_PAIN_THRESHOLD",
     "GUIDELINE_FILE",
     "Case",
+    "Course",
     "LumbarRadiculopathy",
     "Options",
     "evaluate",
@@ -82,15 +83,7 @@ def guideline() -> Guideline:
     """The guideline's content as published, loaded and validated once; its rules must
     cover it exactly. (Assumption texts keep their placeholders: see
     :attr:`LumbarRadiculopathy.content` for them filled in.)"""
-    loaded = load_guideline(GUIDELINE_FILE)
-    ids = set(loaded.by_id)
-    if ids != set(RULES):
-        raise InputError(
-            f"{GUIDELINE_FILE}: recommendations and rules differ: "
-            f"without a rule: {sorted(ids - set(RULES))}, rules without a recommendation: "
-            f"{sorted(set(RULES) - ids)}"
-        )
-    return loaded
+    return RULES.check(load_guideline(GUIDELINE_FILE), GUIDELINE_FILE)
 
 
 def _filled(g: Guideline, options: Options) -> Guideline:

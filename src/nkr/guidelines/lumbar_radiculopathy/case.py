@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal, Self
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from nkr._errors import InputError, describe_validation_error
+from nkr._errors import InputError, parse_model
 
 Sign = Literal["radicular_leg_pain", "reduced_strength", "reflex_loss", "sensory_disturbance"]
 RedFlag = Literal[
@@ -85,9 +84,4 @@ class Case(BaseModel):
 
 def parse_case(data: bytes | str | dict[str, Any]) -> Case:
     """Validate a case from JSON text or a JSON-shaped dict; errors name the field."""
-    if isinstance(data, dict):
-        data = orjson.dumps(data)
-    try:
-        return Case.model_validate_json(data)
-    except ValidationError as exc:
-        raise InputError(describe_validation_error(exc)) from None
+    return parse_model(Case, data)

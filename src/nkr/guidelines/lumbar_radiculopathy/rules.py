@@ -7,9 +7,7 @@ Every interface (CLI, CDS Hooks, web) turns its input into a :class:`Case` and c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
-
 from typing import Any
 
 from nkr._assessment import (
@@ -26,6 +24,7 @@ from nkr._assessment import (
 )
 from nkr._errors import InputError
 from nkr._guideline import Guideline, Lang
+from nkr._rules import RuleBook
 from nkr.guidelines.lumbar_radiculopathy.case import Case, Planned
 
 # Red flags that mean acute assessment and referral (general Danish practice, not the NKR).
@@ -51,20 +50,9 @@ class Context:
     applies: Outcome
 
 
-Rule = Callable[[Context], Outcome]
-# This guideline's rules by recommendation id (each guideline keeps its own).
-RULES: dict[str, Rule] = {}
+# This guideline's rules, one per recommendation id.
+RULES: RuleBook[Context] = RuleBook("nkr-lumbal-radikulopati")
 SURGEON = "spine-surgeon-assessment"
-
-
-def rule(rec_id: str) -> Callable[[Rule], Rule]:
-    """Register the rule for the recommendation with id ``rec_id``."""
-
-    def register(fn: Rule) -> Rule:
-        RULES[rec_id] = fn
-        return fn
-
-    return register
 
 
 def _applies(ctx: Context) -> Outcome:
@@ -85,50 +73,50 @@ _PLANNED_REASONS = {
 }
 
 
-@rule("physical-activity")
+@RULES.rule("physical-activity")
 def physical_activity(ctx: Context) -> Outcome:
     """Normal activity rather than bed rest: caution when bed rest is planned."""
     return _caution_if_planned(ctx, "bed_rest")
 
 
-@rule("supervised-exercise")
+@RULES.rule("supervised-exercise")
 def supervised_exercise(ctx: Context) -> Outcome:
     return _applies(ctx)
 
 
-@rule("specific-exercise")
+@RULES.rule("specific-exercise")
 def specific_exercise(ctx: Context) -> Outcome:
     return _applies(ctx)
 
 
-@rule("combined-exercise")
+@RULES.rule("combined-exercise")
 def combined_exercise(ctx: Context) -> Outcome:
     return _applies(ctx)
 
 
-@rule("manual-mobilisation")
+@RULES.rule("manual-mobilisation")
 def manual_mobilisation(ctx: Context) -> Outcome:
     return _applies(ctx)
 
 
-@rule("acupuncture")
+@RULES.rule("acupuncture")
 def acupuncture(ctx: Context) -> Outcome:
     """Not good practice to offer routinely: caution when acupuncture is planned."""
     return _caution_if_planned(ctx, "acupuncture")
 
 
-@rule("exercise-or-mobilisation")
+@RULES.rule("exercise-or-mobilisation")
 def exercise_or_mobilisation(ctx: Context) -> Outcome:
     return _applies(ctx)
 
 
-@rule("mri")
+@RULES.rule("mri")
 def mri(ctx: Context) -> Outcome:
     """MRI only after careful consideration: caution when an MRI is planned."""
     return _caution_if_planned(ctx, "mri")
 
 
-@rule("glucocorticoid-injection")
+@RULES.rule("glucocorticoid-injection")
 def glucocorticoid_injection(ctx: Context) -> Outcome:
     """Injection only after careful consideration: caution when one is planned."""
     return _caution_if_planned(ctx, "glucocorticoid_injection")
@@ -141,7 +129,7 @@ _NO_SEVERE_PAIN = Outcome(RecStatus.NOT_APPLICABLE, Reason("surgeon-no-severe-pa
 _NO_TREATMENT_YET = Outcome(RecStatus.NOT_APPLICABLE, Reason("surgeon-no-treatment-yet"))
 
 
-@rule("spine-surgeon-assessment")
+@RULES.rule("spine-surgeon-assessment")
 def spine_surgeon_assessment(ctx: Context) -> Outcome:
     """Assessment by a spine surgeon within 12 weeks of onset when severe, disabling pain
     persists despite non-surgical treatment; overdue after that, even past the 12 weeks."""
@@ -230,6 +218,13 @@ class Course:
         after it."""
         return self.week_reason.text(self.guideline, lang)
 
+    @staticmethod
+    def of(assessment: Assessment) -> Course:
+        """The course of an assessment made by this guideline's rules."""
+        if not isinstance(assessment.details, Course):
+            raise TypeError("not an assessment of nkr-lumbal-radikulopati")
+        return assessment.details
+
     @property
     def spine_surgeon_due(self) -> dt.date | None:
         return None if self.spine_surgeon is None else self.spine_surgeon.date
@@ -254,7 +249,7 @@ class Course:
         }
 
 
-def _deadline(ctx: Context, surgeon: Outcome) -> Deadline | None:
+def _deadline(ctx: Context, surgeon: RecommendationResult) -> Deadline | None:
     """How the spine-surgeon date is shown, if at all: as due or overdue when it is; as what
     has happened when the patient is referred or assessed (never as a condition still
     pending); as the condition it is for a patient in scope without that need (yet); nowhere
@@ -305,13 +300,8 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
         spine_surgeon_due=case.symptom_onset + dt.timedelta(days=guideline.scope.max_symptom_days),
         applies=Outcome(RecStatus.APPLIES, in_scope_reason) if in_scope else not_in_scope,
     )
-    results: list[RecommendationResult] = []
-    surgeon = ctx.applies
-    for rec in guideline.recommendations:
-        outcome = RULES[rec.id](ctx)
-        results.append(RecommendationResult(rec, outcome.status, outcome.reason, outcome.concerns))
-        if rec.id == SURGEON:
-            surgeon = outcome
+    results = RULES.apply(guideline, ctx)
+    surgeon = next(r for r in results if r.recommendation.id == SURGEON)
     deadline = _deadline(ctx, surgeon)
     safety = _safety(case)
     course = Course(guideline, age, days, week, safety, deadline)
@@ -320,7 +310,7 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
         date=on,
         in_scope=in_scope,
         scope_reasons=scope_reasons,
-        results=tuple(results),
+        results=results,
         facts=(
             Fact("age", Reason("fact-age"), Reason("fact-age-value", (("age", age),))),
             Fact(

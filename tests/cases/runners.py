@@ -1,0 +1,182 @@
+"""The interfaces a case of the table runs through. Each runner turns a case into its
+interface's input, runs it and reads back what it showed (:class:`~tests.cases.table.Observed`);
+:func:`tests.cases.table.check` compares that with the table. Add a runner here (``$apply``, the
+population audit) and every case runs through it too."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import pytest
+
+from nkr import Assessment
+from nkr._cli import main
+from nkr._package import registry
+from tests.cases import fhir
+from tests.cases.table import Observed, TableCase, form_fields
+
+
+class Runner(Protocol):
+    name: str
+
+    def observe(
+        self, case: TableCase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> Observed:
+        """What this interface shows for ``case`` (``pytest.skip`` where it cannot say)."""
+        ...
+
+
+def _from_json(data: Mapping[str, Any]) -> Observed:
+    return Observed(
+        in_scope=data["in_scope"],
+        statuses={r["id"]: r["status"] for r in data["recommendations"]},
+        deadlines=[
+            {k: d[k] for k in ("recommendation", "date", "kind", "text")} for d in data["deadlines"]
+        ],
+        notices=[{"topic": n["topic"], "critical": n["critical"]} for n in data["notices"]],
+    )
+
+
+class EngineRunner:
+    """The guideline package's ``parse_case`` and ``evaluate``, read from the Assessment."""
+
+    name = "engine"
+
+    def observe(
+        self, case: TableCase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> Observed:
+        package = registry().get(case.guideline)
+        a: Assessment = package.evaluate(package.parse_case(dict(case.case)), case.date)
+        return Observed(
+            in_scope=a.in_scope,
+            statuses={r.recommendation.id: r.status.value for r in a.results},
+            deadlines=[
+                {
+                    "recommendation": d.recommendation,
+                    "date": d.date.isoformat(),
+                    "kind": d.kind,
+                    "text": a.text(d.text, "da"),
+                }
+                for d in a.deadlines
+            ],
+            notices=[{"topic": n.topic, "critical": n.critical} for n in a.notices],
+            rendered=json.dumps([a.to_json("da"), a.to_json("en")], ensure_ascii=False),
+        )
+
+
+class CliRunner:
+    """``nkr evaluate --guideline ID --format json``, and its text and summary for the
+    table's ``absent``."""
+
+    name = "cli"
+
+    def observe(
+        self, case: TableCase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> Observed:
+        path = tmp_path / "case.json"
+        path.write_text(json.dumps(case.case), encoding="utf-8")
+        args = [
+            "evaluate",
+            str(path),
+            "--guideline",
+            case.guideline,
+            "--date",
+            case.date.isoformat(),
+        ]
+
+        def run(*extra: str) -> str:
+            assert main([*args, *extra]) == 0
+            return capsys.readouterr().out
+
+        seen = _from_json(json.loads(run("--format", "json")))
+        seen.rendered = "\n".join(
+            [run(), *(run("--format", "summary", "--lang", lang) for lang in ("da", "en"))]
+        )
+        return seen
+
+
+def _client(env: Mapping[str, str], tmp_path: Path) -> httpx.AsyncClient:
+    from nkr._app import create_app
+    from nkr._settings import Settings
+
+    settings = Settings.from_env({"NKR_DATA_DIR": str(tmp_path), **env})
+    transport = httpx.ASGITransport(app=create_app(settings))
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1")
+
+
+def _at(day: dt.date, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service's "today" is the case's date (CDS Hooks has no date of its own)."""
+    import nkr._clock
+
+    noon = dt.datetime(day.year, day.month, day.day, 11, 0, tzinfo=dt.UTC)
+    monkeypatch.setattr(nkr._clock, "utc_now", lambda: noon)
+
+
+_STATUS = re.compile(r'id="result-([a-z0-9-]+)" data-status="([a-z-]+)"')
+
+
+class WebFormRunner:
+    """The web app's assessment form, posted in-process: the status of each recommendation
+    as the result page marks it, and the page as the rendered text."""
+
+    name = "web-form"
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    def observe(
+        self, case: TableCase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> Observed:
+        package = registry().get(case.guideline)
+        # Today's URL for the shipped guideline; a second one's under its slug (issue 10).
+        path = "/vurdering" if package.id == registry().default_id else f"/{package.slug}/vurdering"
+
+        async def post() -> httpx.Response:
+            async with _client({}, tmp_path) as client:
+                return await client.post(path, data=form_fields(case))
+
+        response = asyncio.run(post())
+        assert response.status_code == 200, response.text[:500]
+        page = response.text
+        return Observed(statuses=dict(_STATUS.findall(page)) or None, rendered=page)
+
+
+class CdsHooksRunner:
+    """The guideline's CDS Hooks services, called in-process with the case as FHIR
+    (:mod:`tests.cases.fhir`): the cards' topics and indicators per hook."""
+
+    name = "cds-hooks"
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    def observe(
+        self, case: TableCase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> Observed:
+        if case.cards is None:
+            pytest.skip("no cards in the table for this case (the case cannot be said in FHIR)")
+        package = registry().get(case.guideline)
+        _at(case.date, self.monkeypatch)
+        services = {s.hook: s.id for s in package.services}
+
+        async def call() -> dict[str, tuple[str, ...]]:
+            seen: dict[str, tuple[str, ...]] = {}
+            async with _client({}, tmp_path) as client:
+                for hook in case.cards or {}:
+                    body = fhir.hook_request(case, hook)
+                    response = await client.post(f"/cds-services/{services[hook]}", json=body)
+                    assert response.status_code == 200, response.text[:500]
+                    seen[hook] = tuple(
+                        f"{c['source']['topic']['code']}:{c['indicator']}"
+                        for c in response.json()["cards"]
+                    )
+            return seen
+
+        return Observed(cards=asyncio.run(call()))
