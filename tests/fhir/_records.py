@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from nkr.fhir import FhirReading, Found, ValueSets, decode_resource, record_from_prefetch
+from nkr.fhir import FhirReading, ValueSets, decode_resource, record_from_prefetch
 from nkr.guidelines.lumbar_radiculopathy import LumbarRadiculopathy, Options
 from nkr.guidelines.lumbar_radiculopathy import fhir as lumbar_fhir
 
@@ -57,12 +57,8 @@ def read(
         for key, value in prefetch.items()
     }
     drafts = decode_resource(orjson.dumps(searchset(list(draft_orders))), "$.context.draftOrders")
-    found = [
-        Found(e.resource, "$.context.draftOrders.entry", i)
-        for i, e in enumerate(drafts.entry or ())
-        if e.resource is not None
-    ]
-    record = record_from_prefetch(decoded, found)
+    orders = [e.resource for e in drafts.entry or () if e.resource is not None]
+    record = record_from_prefetch(decoded, orders, drafts=drafts)
     return lumbar_fhir.read_record(
         record,
         on,

@@ -842,12 +842,12 @@ def test_a_record_from_prefetch_holds_each_resource_by_type_with_its_path() -> N
     }
     record = record_from_prefetch(prefetch)
     assert record.patient is not None
-    assert record.patient.path == "$.prefetch.patient"
+    assert record.path(record.patient) == "$.prefetch.patient"
     [found] = record.of(Condition)
-    assert found.resource.id == "c1"
-    assert found.path == "$.prefetch.conditions.entry[2].resource"
+    assert found.id == "c1"
+    assert record.path(found) == "$.prefetch.conditions.entry[2].resource"
     assert record.of(Observation) == []
-    assert {kind.__name__ for kind in record.by_type} == {"Condition"}  # others skipped
+    assert record.types() == {Condition}  # the others skipped
 
 
 @pytest.mark.parametrize(

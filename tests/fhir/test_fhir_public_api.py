@@ -16,7 +16,6 @@ PUBLIC = {
     "DraftOrder",
     "FhirJSONResponse",
     "FhirReading",
-    "Found",
     "IssueType",
     "Note",
     "PatientRecord",

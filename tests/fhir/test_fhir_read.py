@@ -42,14 +42,17 @@ def test_a_record_from_plain_resources_locates_each_one() -> None:
         {"resourceType": "Encounter", "id": "e1"},
     ]
     record = record_from_resources(lines, where="line", draft_orders=[CONDITION])
-    assert record.patient is not None
-    assert type(record.patient.resource) is Patient
-    assert record.patient.path == "line[0]"
+    assert type(record.patient) is Patient
+    assert record.path(record.patient) == "line[0]"
     [condition] = record.of(Condition)
-    assert condition.path == "line[1]"
+    assert record.path(condition) == "line[1]"
     [observation] = record.of(Observation)
-    assert observation.path == "line[2].entry[0].resource"
-    assert [d.resource.id for d in record.draft_orders] == ["c1"]
+    assert record.path(observation) == "line[2].entry[0].resource"
+    assert [d.id for d in record.draft_orders] == ["c1"]
+    assert record.path(record.draft_orders[0]) == "$.draftOrders[0]"
+    assert record.types() == {Condition, Observation}
+    error = record.error(condition, "onsetDateTime", "after the assessment date")
+    assert str(error) == "line[1].onsetDateTime: after the assessment date"
     with pytest.raises(InputError) as info:
         record_from_resources([b"{}", {"resourceType": "Condition", "onsetDateTime": 1980}])
     assert info.value.location == "$[0].resourceType"

@@ -16,7 +16,7 @@ from typing import Any
 
 from nkr._errors import InputError
 from nkr._guideline import Lang
-from nkr.fhir._read import Bundle, Found, HookCall, Resource, decode_call
+from nkr.fhir._read import BY_TYPE, Bundle, HookCall, Resource, decode_call
 
 # A request extension that asks for a language, for EHRs that cannot set Accept-Language.
 LANG_EXTENSION = "nkr-lang"
@@ -41,8 +41,9 @@ class HookRequest:
     encounter_id: str | None
     # The context values a prefetch template may name (``{{context.patientId}}``).
     context: dict[str, str]
-    # Resources of context.draftOrders; for order-select only the selected ones.
-    draft_orders: list[Found[Resource]]
+    # Resources of context.draftOrders (the Bundle); for order-select only the selected ones.
+    draft_orders: list[Resource]
+    drafts: Bundle | None
     # The prefetch keys the request carries: a resource or Bundle, or None ("no data").
     prefetch: Mapping[str, Resource | None]
     fhir_server: str | None
@@ -54,33 +55,25 @@ def _fail(location: str, problem: str) -> RequestError:
     return RequestError(location, problem)
 
 
-def _drafts(bundle: Bundle) -> list[Found[Resource]]:
-    at = "$.context.draftOrders.entry"
-    return [
-        Found(resource, at, i)
-        for i, entry in enumerate(bundle.entry or ())
-        if (resource := entry.resource) is not None
-    ]
-
-
-def _draft_orders(call: HookCall, hook: str) -> list[Found[Resource]]:
+def _draft_orders(call: HookCall, hook: str) -> tuple[list[Resource], Bundle | None]:
     if hook == "patient-view":
-        return []
-    context = call.context
-    if context.draftOrders is None:
+        return [], None
+    bundle = call.context.draftOrders
+    if bundle is None:
         raise _fail("$.context.draftOrders", "required field is missing (expected a Bundle)")
-    if type(context.draftOrders) is not Bundle:
+    if type(bundle) is not Bundle:
         raise _fail("$.context.draftOrders.resourceType", "expected 'Bundle'")
-    drafts = _drafts(context.draftOrders)
+    drafts = [e.resource for e in bundle.entry or () if e.resource is not None]
     if hook == "order-sign":
-        return drafts
-    if context.selections is None:
+        return drafts, bundle
+    selections = call.context.selections
+    if selections is None:
         raise _fail(
             "$.context.selections", "required field is missing (expected an array of strings)"
         )
-    by_ref = {f"{d.resource.resource_type}/{d.resource.id}": d for d in drafts if d.resource.id}
-    chosen: list[Found[Resource]] = []
-    for index, ref in enumerate(context.selections):
+    by_ref = {f"{d.resource_type}/{d.id}": d for d in drafts if d.id}
+    chosen: list[Resource] = []
+    for index, ref in enumerate(selections):
         found = by_ref.get(ref)
         if found is None:
             raise _fail(
@@ -88,19 +81,32 @@ def _draft_orders(call: HookCall, hook: str) -> list[Found[Resource]]:
                 "not an entry of context.draftOrders (expected 'ResourceType/id')",
             )
         chosen.append(found)
-    return chosen
+    return chosen, bundle
+
+
+# Per prefetch templates (a guideline's, kept for the process): each key's expected struct.
+_EXPECTED: dict[int, tuple[Mapping[str, str], dict[str, type[Resource]]]] = {}
+
+
+def _expected(templates: Mapping[str, str]) -> dict[str, type[Resource]]:
+    known = _EXPECTED.get(id(templates))
+    if known is not None and known[0] is templates:
+        return known[1]
+    names = {key: "Bundle" if "?" in t else t.split("/", 1)[0] for key, t in templates.items()}
+    expected = {key: BY_TYPE[name] for key, name in names.items() if name in BY_TYPE}
+    _EXPECTED[id(templates)] = (templates, expected)
+    return expected
 
 
 def _check_prefetch(prefetch: Mapping[str, Resource | None], templates: Mapping[str, str]) -> None:
     """Each key's resource type, as its template says: a read gives that type, a search a
     Bundle (keys no template names are ignored)."""
+    expected = _expected(templates)
     for key, value in prefetch.items():
-        template = templates.get(key)
-        if value is None or template is None:
-            continue
-        expected = "Bundle" if "?" in template else template.split("/", 1)[0]
-        if value.resource_type != expected:
-            raise _fail(f"$.prefetch.{key}.resourceType", f"expected '{expected}'")
+        kind = expected.get(key)
+        if kind is not None and value is not None and type(value) is not kind:
+            name = kind.__name__
+            raise _fail(f"$.prefetch.{key}.resourceType", f"expected '{name}'")
 
 
 def _lang(call: HookCall) -> Lang | None:
@@ -147,6 +153,7 @@ def parse_hook_request(body: bytes, hook: str, templates: Mapping[str, str]) -> 
     ids = {"userId": context.userId, "patientId": context.patientId}
     if context.encounterId is not None:
         ids["encounterId"] = context.encounterId
+    draft_orders, drafts = _draft_orders(call, hook)
     return HookRequest(
         hook=hook,
         hook_instance=call.hookInstance,
@@ -154,7 +161,8 @@ def parse_hook_request(body: bytes, hook: str, templates: Mapping[str, str]) -> 
         patient_id=context.patientId,
         encounter_id=context.encounterId,
         context=ids,
-        draft_orders=_draft_orders(call, hook),
+        draft_orders=draft_orders,
+        drafts=drafts,
         prefetch=prefetch,
         fhir_server=fhir_server,
         fhir_authorization=(

@@ -270,7 +270,7 @@ class CdsHooks:
             hook_request, reading = await self._read(package, body, service.hook, on)
             lang = hook_request.lang or accept_language(_header(request, b"accept-language"))
             cards, issued = self._cards(
-                hook_request, _old_fhir_case(reading, package, lang), on, lang, request
+                hook_request, _old_fhir_case(reading, package), on, lang, request
             )
         except PrefetchUnavailable as exc:
             return outcome_response(412, "incomplete", str(exc))
@@ -305,7 +305,9 @@ class CdsHooks:
         prefetch = hook_request.prefetch
         if not prefetch.keys() >= templates.keys():
             prefetch = await self._prefetch(hook_request, templates)
-        record = record_from_prefetch(prefetch, hook_request.draft_orders)
+        record = record_from_prefetch(
+            prefetch, hook_request.draft_orders, drafts=hook_request.drafts
+        )
         return hook_request, package.read_record(record, on)
 
     async def _prefetch(self, req: HookRequest, templates: Mapping[str, str]) -> Mapping[str, Any]:
@@ -495,11 +497,9 @@ def create_router(settings: Settings) -> APIRouter:
 # -- until the guideline's card rules land (issue 10): the old renderer's inputs -----------------
 
 
-def _old_fhir_case(reading: FhirReading, package: GuidelinePackage, lang: Lang) -> Any:
+def _old_fhir_case(reading: FhirReading, package: GuidelinePackage) -> FhirCase:
     """The old ``FhirCase`` that ``_cards.render`` expects, from the guideline's reading
     (to be removed when the card rules move into the guideline)."""
-    from types import SimpleNamespace
-
     from nkr.fhir._mapping import DraftOrder, FhirCase
 
     texts, labels = package.texts, package.content
@@ -508,10 +508,9 @@ def _old_fhir_case(reading: FhirReading, package: GuidelinePackage, lang: Lang) 
         return lambda lang: n.text(texts, lang, labels)
 
     orders = tuple(
-        DraftOrder(o.concerns.code, o.resource_type, o.resource_id, {}) for o in reading.orders
+        DraftOrder(o.concerns.code, o.resource_type, o.resource_id, None) for o in reading.orders
     )
-    case = FhirCase(reading.case, tuple(note(n) for n in reading.notes), orders)
-    return SimpleNamespace(case=case.case, notes=case.notes, draft_orders=case.draft_orders)
+    return FhirCase(reading.case, tuple(note(n) for n in reading.notes), orders)
 
 
 class _OldAssessment:

@@ -21,7 +21,6 @@ from nkr.fhir._outcome import (
     outcome_response,
 )
 from nkr.fhir._read import (
-    Found,
     PatientRecord,
     decode_resource,
     record_from_prefetch,
@@ -44,7 +43,6 @@ __all__ = [
     "DraftOrder",
     "FhirJSONResponse",
     "FhirReading",
-    "Found",
     "IssueType",
     "Note",
     "PatientRecord",

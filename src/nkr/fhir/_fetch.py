@@ -52,7 +52,7 @@ if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 # Search results are read page by page up to this bound; more pages than this is an answer
-# nkr cannot use safely (the latest pain score could be on a page it never read).
+# nkr cannot use safely (the latest observation could be on a page it never read).
 MAX_PAGES: Final = 10
 
 _TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z][A-Za-z0-9]*)\s*\}\}")

@@ -17,11 +17,11 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
 from operator import or_
-from typing import TYPE_CHECKING, Annotated, Any, Final, Generic, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeAlias, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -60,8 +60,7 @@ class Resource(Struct, tag_field="resourceType", gc=False):
 
     @property
     def resource_type(self) -> str:
-        tag = type(self).__struct_config__.tag
-        return tag if isinstance(tag, str) else type(self).__name__
+        return RESOURCE_TYPE[type(self)]
 
 
 class Patient(Resource, tag="Patient"):
@@ -137,7 +136,7 @@ class Bundle(Resource, tag="Bundle"):
         return None
 
 
-READ: Final = (
+READ: Final[tuple[type[Resource], ...]] = (
     Patient,
     Condition,
     Observation,
@@ -179,9 +178,17 @@ SubstanceSpecification SupplyDelivery SupplyRequest Task TerminologyCapabilities
 TestScript ValueSet VerificationResult VisionPrescription
 """
 _R4_OTHERS: Final = _R4_NAMES.split()
-_OTHERS: Final = tuple(
-    msgspec.defstruct(name, [], bases=(Other,), tag=name, gc=False) for name in _R4_OTHERS
+_OTHERS: Final[tuple[type[Other], ...]] = tuple(
+    cast("type[Other]", msgspec.defstruct(name, [], bases=(Other,), tag=name, gc=False))
+    for name in _R4_OTHERS
 )
+# Each struct's resourceType.
+RESOURCE_TYPE: Final[Mapping[type[Resource], str]] = {
+    kind: str(kind.__struct_config__.tag) for kind in (*READ, *_OTHERS)
+}
+# The struct of each resourceType.
+BY_TYPE: Final[Mapping[str, type[Resource]]] = {name: kind for kind, name in RESOURCE_TYPE.items()}
+
 if TYPE_CHECKING:
     AnyResource: TypeAlias = Resource
 else:
@@ -329,69 +336,104 @@ def decode_resource(data: bytes | Mapping[str, Any], where: str = "$") -> Any:
 R = TypeVar("R", bound=Resource)
 
 
-class Found(Generic[R]):
-    """A resource of the record and where it was read (its JSON path, for error locations)."""
-
-    __slots__ = ("at", "index", "resource")
-
-    def __init__(self, resource: R, at: str, index: int = -1) -> None:
-        self.resource = resource
-        self.at = at
-        self.index = index
-
-    @property
-    def path(self) -> str:
-        return self.at if self.index < 0 else f"{self.at}[{self.index}].resource"
-
-    def error(self, field: str, problem: str) -> InputError:
-        return InputError(f"{self.path}.{field}", problem)
-
-
-@dataclass(frozen=True, slots=True)
 class PatientRecord:
     """One patient's FHIR data, typed: the Patient, every resource a guideline reads by type,
     and the draft orders of the call. Built by :func:`record_from_prefetch` (a CDS Hooks
-    request, with fetched keys) or :func:`record_from_resources` (plain resources)."""
+    request, with fetched keys) or :func:`record_from_resources` (plain resources).
 
-    patient: Found[Patient] | None
-    by_type: Mapping[type[Resource], list[Found[Any]]]
-    draft_orders: tuple[Found[Resource], ...] = ()
+    A resource's JSON path (for an error's location) is found when asked for, by looking the
+    resource up where it was read: the hot path builds no location it does not need."""
 
-    def of(self, kind: type[R]) -> list[Found[R]]:
+    __slots__ = ("_by_type", "_sources", "draft_orders", "patient")
+
+    def __init__(
+        self,
+        patient: Patient | None,
+        by_type: dict[type[Resource], list[Any]],
+        draft_orders: Sequence[Resource],
+        sources: Callable[[], Iterable[tuple[str, Any]]],
+    ) -> None:
+        self.patient = patient
+        self.draft_orders = draft_orders
+        self._by_type = by_type
+        self._sources = sources
+
+    def of(self, kind: type[R]) -> list[R]:
         """The resources of type ``kind``, in the order read."""
-        return self.by_type.get(kind, [])
+        found: list[R] = self._by_type.get(kind, _NONE)
+        return found
+
+    def types(self) -> frozenset[type[Resource]]:
+        """The resource types the record holds (other than Patient)."""
+        return frozenset(self._by_type)
+
+    def path(self, resource: Resource) -> str:
+        """The JSON path where ``resource`` was read (``$.prefetch.conditions.entry[0]
+        .resource``)."""
+        for at, value in self._sources():
+            if value is resource:
+                return at
+            if type(value) is Bundle:
+                for i, entry in enumerate(value.entry or ()):
+                    if entry.resource is resource:
+                        return f"{at}.entry[{i}].resource"
+        raise LookupError("not a resource of this record")  # pragma: no cover - a bug
+
+    def error(self, resource: Resource, field: str, problem: str) -> InputError:
+        """An InputError at ``field`` of ``resource``."""
+        return InputError(f"{self.path(resource)}.{field}", problem)
 
 
+_NONE: Final[list[Any]] = []
+_SKIPPED: Final[frozenset[type[Resource] | type[None]]] = frozenset(
+    {Other, OperationOutcome, Bundle, type(None), *_OTHERS}
+)
 
 
-def _collect(
-    found: Found[Any], by_type: dict[type[Resource], list[Found[Any]]], patient: list[Found[Any]]
+def _group(
+    values: Iterable[Any], by_type: dict[type[Resource], list[Any]], patient: list[Patient]
 ) -> None:
-    kind = type(found.resource)
-    if kind is Patient and not patient:
-        patient.append(found)
-    elif kind is not Other and kind.__base__ is not Other and kind is not OperationOutcome:
-        by_type.setdefault(kind, []).append(found)
+    """Each resource by its type; a Bundle's entries (one level: a Bundle in a Bundle is
+    skipped), the Patients apart, the types no guideline reads left out."""
+    get = by_type.get
+    for value in values:
+        if type(value) is not Bundle:
+            kind: Any = type(value)
+            if kind is Patient:
+                patient.append(value)
+            elif kind not in _SKIPPED:
+                by_type.setdefault(kind, []).append(value)
+            continue
+        for entry in value.entry or ():
+            resource = entry.resource
+            kind = type(resource)
+            found = get(kind)
+            if found is not None:
+                found.append(resource)
+            elif kind is Patient:
+                patient.append(resource)  # type: ignore[arg-type]
+            elif kind not in _SKIPPED:
+                by_type[kind] = [resource]
 
 
 def record_from_prefetch(
-    prefetch: Mapping[str, Any], draft_orders: Sequence[Found[Resource]] = ()
+    prefetch: Mapping[str, Any],
+    draft_orders: Sequence[Resource] = (),
+    *,
+    drafts: Bundle | None = None,
 ) -> PatientRecord:
     """The record of a request's prefetch (with any fetched keys): each key's resource, or
-    its Bundle's entries, located under ``$.prefetch.<key>``."""
-    by_type: dict[type[Resource], list[Found[Any]]] = {}
-    patient: list[Found[Any]] = []
-    for key, value in prefetch.items():
-        if value is None:
-            continue
-        if type(value) is Bundle:
-            at = f"$.prefetch.{key}.entry"
-            for i, entry in enumerate(value.entry or ()):
-                if entry.resource is not None:
-                    _collect(Found(entry.resource, at, i), by_type, patient)
-        else:
-            _collect(Found(value, f"$.prefetch.{key}"), by_type, patient)
-    return PatientRecord(patient[0] if patient else None, by_type, tuple(draft_orders))
+    its Bundle's entries, located under ``$.prefetch.<key>``; the draft orders are entries of
+    ``drafts`` (``$.context.draftOrders``)."""
+    by_type: dict[type[Resource], list[Any]] = {}
+    patient: list[Patient] = []
+    _group([v for v in prefetch.values() if v is not None], by_type, patient)
+
+    def sources() -> Iterable[tuple[str, Any]]:
+        yield from ((f"$.prefetch.{key}", value) for key, value in prefetch.items())
+        yield "$.context.draftOrders", drafts
+
+    return PatientRecord(patient[0] if patient else None, by_type, draft_orders, sources)
 
 
 def record_from_resources(
@@ -401,26 +443,21 @@ def record_from_resources(
     draft_orders: Iterable[bytes | Mapping[str, Any] | Resource] = (),
 ) -> PatientRecord:
     """The record of plain resources (JSON bytes such as bulk NDJSON lines, parsed JSON, or
-    structs), the ``i``-th located at ``<where>[i]``; Bundles are read entry by entry."""
-    by_type: dict[type[Resource], list[Found[Any]]] = {}
-    patient: list[Found[Any]] = []
+    structs), the ``i``-th located at ``<where>[i]`` (a Bundle's entries under it), and of
+    draft orders (at ``$.draftOrders[i]``)."""
+    located: list[tuple[str, Any]] = []
     for i, raw in enumerate(resources):
         at = f"{where}[{i}]"
-        resource = raw if isinstance(raw, Resource) else decode_resource(raw, at)
-        if type(resource) is Bundle:
-            for j, entry in enumerate(resource.entry or ()):
-                if entry.resource is not None:
-                    _collect(Found(entry.resource, f"{at}.entry", j), by_type, patient)
-        else:
-            _collect(Found(resource, at), by_type, patient)
-    drafts = tuple(
-        Found(
-            raw if isinstance(raw, Resource) else decode_resource(raw, f"$.draftOrders[{i}]"),
-            f"$.draftOrders[{i}]",
-        )
-        for i, raw in enumerate(draft_orders)
-    )
-    return PatientRecord(patient[0] if patient else None, by_type, drafts)
+        located.append((at, raw if isinstance(raw, Resource) else decode_resource(raw, at)))
+    drafts: list[Resource] = []
+    for i, raw in enumerate(draft_orders):
+        at = f"$.draftOrders[{i}]"
+        drafts.append(raw if isinstance(raw, Resource) else decode_resource(raw, at))
+        located.append((at, drafts[-1]))
+    by_type: dict[type[Resource], list[Any]] = {}
+    patient: list[Patient] = []
+    _group([r for _, r in located[: len(located) - len(drafts)]], by_type, patient)
+    return PatientRecord(patient[0] if patient else None, by_type, drafts, lambda: located)
 
 
 # -- codes --------------------------------------------------------------------------------------
@@ -456,7 +493,7 @@ _SYSTEM_LABELS: Final[Mapping[str, str]] = {
 
 
 def coding_label(system: str, code: str) -> str:
-    """A code as people write it: ``ICD-10 M54.1`` (an unknown system by its URI)."""
+    """A code as people write it: ``ICD-10 A00.0`` (an unknown system by its URI)."""
     return f"{_SYSTEM_LABELS.get(system, system)} {code}"
 
 
@@ -480,6 +517,14 @@ _QUICK = re.compile(
 )
 
 
+# Where a value is: its JSON path, or a function that finds it (called only for an error).
+Where = str | Callable[[], str]
+
+
+def _where(path: Where) -> str:
+    return path if isinstance(path, str) else path()
+
+
 @dataclass(frozen=True, slots=True)
 class PartialDate:
     """A FHIR ``date``: its first and last possible day, and whether it gives the day."""
@@ -489,16 +534,16 @@ class PartialDate:
     precision: Literal["year", "month", "day"]
 
 
-def read_date(value: str, path: str) -> PartialDate:
+def read_date(value: str, path: Where) -> PartialDate:
     """A FHIR ``date`` (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``); InputError at ``path``."""
     m = _DATE.fullmatch(value)
     if m is None:
-        raise InputError(path, "not a FHIR date (expected YYYY, YYYY-MM or YYYY-MM-DD)")
+        raise InputError(_where(path), "not a FHIR date (expected YYYY, YYYY-MM or YYYY-MM-DD)")
     year, month, day = int(m[1]), int(m[2] or 1), int(m[3] or 1)
     try:
         first = dt.date(year, month, day)
     except ValueError:
-        raise InputError(path, "impossible date") from None
+        raise InputError(_where(path), "impossible date") from None
     if m[3] is not None:
         return PartialDate(first, first, "day")
     last_month = 12 if m[2] is None else month
@@ -506,7 +551,7 @@ def read_date(value: str, path: str) -> PartialDate:
     return PartialDate(first, last, "year" if m[2] is None else "month")
 
 
-def read_datetime(value: str, path: str) -> dt.datetime:
+def read_datetime(value: str, path: Where) -> dt.datetime:
     """A FHIR ``date`` or ``dateTime`` as an instant for ordering: a partial date counts from
     its first day, no offset means UTC, fractions of a second are dropped (its ``date()`` is
     the first day as written). InputError at ``path``."""
@@ -522,7 +567,7 @@ def read_datetime(value: str, path: str) -> dt.datetime:
     m = _DATETIME.fullmatch(value)
     if m is None:
         raise InputError(
-            path, "not a FHIR dateTime (expected YYYY, YYYY-MM, YYYY-MM-DD or a date-time)"
+            _where(path), "not a FHIR dateTime (expected YYYY, YYYY-MM, YYYY-MM-DD or a date-time)"
         )
     year, month, day, hour, minute, second, zone = m.groups()
     try:
@@ -544,10 +589,10 @@ def read_datetime(value: str, path: str) -> dt.datetime:
             tzinfo=tz,
         )
     except ValueError:
-        raise InputError(path, "impossible date or time") from None
+        raise InputError(_where(path), "impossible date or time") from None
 
 
-def first_day(value: str, path: str) -> dt.date:
+def first_day(value: str, path: Where) -> dt.date:
     """The first day of a FHIR ``date`` or ``dateTime``, as written."""
     if len(value) == 10 and _QUICK.fullmatch(value) is not None:
         try:

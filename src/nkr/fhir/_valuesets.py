@@ -10,7 +10,7 @@ The file format (one value set per file; extra files may omit ``title`` and ``de
 when they add to a shipped id)::
 
     {
-      "id": "bed-rest",
+      "id": "some-intervention",
       "title": {"da": "...", "en": "..."},
       "description": {"da": "...", "en": "..."},
       "codes": [

@@ -42,7 +42,7 @@ codes simply do not match. Error messages never quote patient values.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -54,7 +54,6 @@ from nkr.fhir._read import (
     CodeableConcept,
     Condition,
     DeviceRequest,
-    Found,
     MedicationRequest,
     Observation,
     PatientRecord,
@@ -144,6 +143,7 @@ _DONE_AND_REFERRED: Final = {
 }
 # The case's upper bound on age.
 _MAX_AGE: Final = 130
+_NO_IDS: Final[frozenset[str]] = frozenset()
 
 
 def load(extra_dir: Path | None = None) -> ValueSets:
@@ -157,6 +157,11 @@ def shipped() -> ValueSets:
     return load()
 
 
+def _at(record: PatientRecord, resource: Resource, field: str) -> Callable[[], str]:
+    """Where ``field`` of ``resource`` is, found only if an error needs it."""
+    return lambda: f"{record.path(resource)}.{field}"
+
+
 def _note(key: str, **params: object) -> Note:
     return Note(f"fhir.{key}", tuple(params.items()))
 
@@ -164,10 +169,12 @@ def _note(key: str, **params: object) -> Note:
 def _ids(
     concept: CodeableConcept | None, index: Mapping[tuple[str, str], frozenset[str]]
 ) -> frozenset[str]:
-    matched: frozenset[str] = frozenset()
+    """The ids of every value set holding a coding of ``concept``."""
+    matched: frozenset[str] = _NO_IDS
     if concept is None or not concept.coding:
         return matched
     for coding in concept.coding:
+        # A system left out (UNSET) or a code of null is in no value set.
         ids = index.get((coding.system, coding.code))  # type: ignore[arg-type]
         if ids:
             matched = matched | ids if matched else ids
@@ -189,8 +196,7 @@ def _order_code(resource: Resource) -> CodeableConcept | None:
 
 def _draft_orders(record: PatientRecord, vs: ValueSets) -> tuple[DraftOrder, ...]:
     found: list[DraftOrder] = []
-    for draft in record.draft_orders:
-        resource = draft.resource
+    for resource in record.draft_orders:
         matched = _ids(_order_code(resource), vs.index)
         for vs_id, planned in PLANNED_BY_VALUESET.items():
             if vs_id in matched:
@@ -208,7 +214,7 @@ class _Diagnosis:
     onset: dt.date
     from_recorded: bool
     coded: str
-    found: Found[Condition]
+    condition: Condition
     field: str
 
 
@@ -220,17 +226,15 @@ def _counts(condition: Condition) -> bool:
     return status_codes(condition.verificationStatus, VERIFICATION_SYSTEM).isdisjoint(_NOT_TRUE)
 
 
-def _diagnosis(found: Found[Condition], coded: str) -> _Diagnosis | None:
-    c = found.resource
-    if c.onsetDateTime is not None:
-        onset = first_day(c.onsetDateTime, f"{found.path}.onsetDateTime")
-        return _Diagnosis(onset, False, coded, found, "onsetDateTime")
-    if c.onsetPeriod is not None and c.onsetPeriod.start is not None:
-        onset = first_day(c.onsetPeriod.start, f"{found.path}.onsetPeriod.start")
-        return _Diagnosis(onset, False, coded, found, "onsetPeriod.start")
-    if c.recordedDate is not None:
-        recorded = first_day(c.recordedDate, f"{found.path}.recordedDate")
-        return _Diagnosis(recorded, True, coded, found, "recordedDate")
+def _diagnosis(record: PatientRecord, c: Condition, coded: str) -> _Diagnosis | None:
+    for value, field, recorded in (
+        (c.onsetDateTime, "onsetDateTime", False),
+        (None if c.onsetPeriod is None else c.onsetPeriod.start, "onsetPeriod.start", False),
+        (c.recordedDate, "recordedDate", True),
+    ):
+        if value is not None:
+            onset = first_day(value, _at(record, c, field))
+            return _Diagnosis(onset, recorded, coded, c, field)
     return None
 
 
@@ -245,20 +249,20 @@ class _Conditions:
 def _conditions(record: PatientRecord, vs: ValueSets) -> _Conditions:
     out = _Conditions([], False, {})
     index = vs.index
-    for found in record.of(Condition):
+    for condition in record.of(Condition):
         radiculopathy: list[tuple[str, str]] = []
         red: list[tuple[str, str]] = []
-        for pair in codings(found.resource.code):
+        for pair in codings(condition.code):
             ids = index.get(pair)
             if ids:
                 if RADICULOPATHY in ids:
                     radiculopathy.append(pair)
                 if RED_FLAGS in ids:
                     red.append(pair)
-        if not (radiculopathy or red) or not _counts(found.resource):
+        if not (radiculopathy or red) or not _counts(condition):
             continue
         if radiculopathy:
-            diagnosis = _diagnosis(found, coding_label(*radiculopathy[0]))
+            diagnosis = _diagnosis(record, condition, coding_label(*radiculopathy[0]))
             if diagnosis is None:
                 out.undated = True
             else:
@@ -284,16 +288,16 @@ def _years(born: dt.date, on: dt.date) -> int:
 
 def _age(record: PatientRecord, on: dt.date, notes: list[Note]) -> _Age | None:
     patient = record.patient
-    given = None if patient is None else patient.resource.birthDate
+    given = None if patient is None else patient.birthDate
     if patient is None or given is None:
         notes.append(_note("no-birth-date"))
         return None
-    path = f"{patient.path}.birthDate"
-    birth = read_date(given, path)
+    birth = read_date(given, _at(record, patient, "birthDate"))
     if birth.first > on:
-        raise patient.error("birthDate", "after the assessment date")
+        raise record.error(patient, "birthDate", "after the assessment date")
     if _years(birth.first, on) > _MAX_AGE:
-        raise patient.error("birthDate", f"more than {_MAX_AGE} years before the assessment date")
+        problem = f"more than {_MAX_AGE} years before the assessment date"
+        raise record.error(patient, "birthDate", problem)
     if birth.precision == "day":
         return _Age(birth.first, None)
     lowest = _years(min(birth.last, on), on)
@@ -310,8 +314,7 @@ class _Pain(NamedTuple):
     score: float
 
 
-def _pain_score(found: Found[Observation]) -> _Pain | None:
-    o = found.resource
+def _pain_score(record: PatientRecord, o: Observation) -> _Pain | None:
     if o.status not in _OBSERVATION_DONE:
         return None
     if o.valueQuantity is not None:
@@ -321,7 +324,7 @@ def _pain_score(found: Found[Observation]) -> _Pain | None:
     if score is None:
         return None
     if not 0 <= score <= 10:
-        raise found.error(field, "expected a pain score from 0 to 10")
+        raise record.error(o, field, "expected a pain score from 0 to 10")
     when: tuple[str, str] | None = None
     if o.effectiveDateTime is not None:
         when = (o.effectiveDateTime, "effectiveDateTime")
@@ -335,16 +338,25 @@ def _pain_score(found: Found[Observation]) -> _Pain | None:
         when = (o.issued, "issued")
     if when is None:
         return None
-    return _Pain(read_datetime(when[0], f"{found.path}.{when[1]}"), float(score))
+    return _Pain(read_datetime(when[0], _at(record, o, when[1])), float(score))
 
 
 def _latest_pain(record: PatientRecord, vs: ValueSets) -> _Pain | None:
     latest: _Pain | None = None
-    index = vs.index
-    for found in record.of(Observation):
-        if PAIN_INTENSITY not in _ids(found.resource.code, index):
+    get = vs.index.get
+    for observation in record.of(Observation):
+        # A patient's Observations are many and most are no pain score: the code is looked up
+        # here, in the loop (this runs on every CDS Hooks call).
+        code = observation.code
+        if code is None or not code.coding:
             continue
-        pain = _pain_score(found)
+        for coding in code.coding:
+            ids = get((coding.system, coding.code))  # type: ignore[arg-type]
+            if ids and PAIN_INTENSITY in ids:
+                break
+        else:
+            continue
+        pain = _pain_score(record, observation)
         if pain is not None and (latest is None or pain > latest):
             latest = pain
     return latest
@@ -369,8 +381,7 @@ def _treatments(record: PatientRecord, vs: ValueSets) -> tuple[set[Treatment], S
     surgeon: SurgeonAssessment = "none"
     index = vs.index
     for kind, (done, referred) in _DONE_AND_REFERRED.items():
-        for found in record.of(kind):
-            resource = found.resource
+        for resource in record.of(kind):
             matched = _ids(resource.code, index)  # type: ignore[attr-defined]
             if not matched:
                 continue
@@ -406,9 +417,9 @@ def read_record(
 
     first = min(conditions.diagnoses, key=lambda d: d.onset)
     if first.onset > on:
-        raise first.found.error(first.field, "after the assessment date")
+        raise record.error(first.condition, first.field, "after the assessment date")
     if age.birth_date is not None and first.onset < age.birth_date:
-        raise first.found.error(first.field, "before the patient's birthDate")
+        raise record.error(first.condition, first.field, "before the patient's birthDate")
     if first.from_recorded:
         notes.append(
             _note("onset-from-recorded-date", diagnosis=first.coded, date=first.onset.isoformat())
