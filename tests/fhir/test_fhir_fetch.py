@@ -233,10 +233,10 @@ def fetch(
     return asyncio.run(run())
 
 
-def ids(bundle: Bundle) -> list[str | None]:
+def ids(bundle: Bundle) -> list[str]:
     """The ids of a fetched search's resources (typed, as a request's prefetch is)."""
     assert type(bundle) is Bundle
-    return [e.resource.id for e in bundle.entry or () if e.resource is not None]
+    return [str(e.resource.id) for e in bundle.entry or () if e.resource is not None]
 
 
 def fetches(outcome: str) -> float:

@@ -11,9 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
-from nkr import InputError, RecStatus, Term
+from nkr import Assessment, InputError, RecStatus, Term
 from nkr.fhir import FhirReading, ValueSets
 from nkr.guidelines.lumbar_radiculopathy.fhir import PLANNED_BY_VALUESET, load, shipped
+from nkr.guidelines.lumbar_radiculopathy.rules import Course
 
 from ._records import PACKAGE, PATIENT, entry, note_texts, read
 
@@ -109,6 +110,12 @@ def build(
         pain_threshold=pain_threshold,
         valuesets=valuesets,
     )
+
+
+def course(assessment: Assessment) -> Course:
+    """The guideline's own details of an assessment."""
+    assert isinstance(assessment.details, Course)
+    return assessment.details
 
 
 def notes_en(result: FhirReading) -> str:
@@ -302,7 +309,7 @@ def test_onset_before_birth_is_an_error() -> None:
 def test_turning_18_on_the_assessment_date_is_in_scope() -> None:
     result = build(pat=patient("2008-11-26"))
     assert result.case is not None
-    assert PACKAGE.evaluate(result.case, ON).details.age_years == 18
+    assert course(PACKAGE.evaluate(result.case, ON)).age_years == 18
     under = build(pat=patient("2008-11-27"))
     assert under.case is not None
     assert not PACKAGE.evaluate(under.case, ON).in_scope
@@ -405,7 +412,7 @@ def test_each_red_flag_code_gives_its_red_flag(system: str, code: str, flag: str
     assert result.case.red_flags == frozenset({flag})
     assessment = PACKAGE.evaluate(result.case, ON)
     assert not assessment.in_scope
-    assert assessment.details.safety is not None
+    assert course(assessment).safety is not None
     label = PACKAGE.content.label("red_flags", flag, "en")
     assert "Red flag from the diagnosis" in notes_en(result)
     assert label in notes_en(result)

@@ -4,6 +4,7 @@ the errors, located at JSON paths and never quoting a value."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import orjson
 import pytest
@@ -35,7 +36,7 @@ def test_every_resource_type_decodes_typed_or_as_skipped() -> None:
 
 
 def test_a_record_from_plain_resources_locates_each_one() -> None:
-    lines = [
+    lines: list[bytes | dict[str, Any]] = [
         orjson.dumps({"resourceType": "Patient", "id": "p1", "birthDate": "1980"}),
         orjson.dumps(CONDITION),
         {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation"}}]},

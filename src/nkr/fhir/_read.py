@@ -283,9 +283,10 @@ def validation_error(exc: msgspec.ValidationError, prefix: str = "$") -> InputEr
     return InputError(location, problem)
 
 
-def _decode_error(exc: msgspec.DecodeError, what: str) -> InputError:
+def _decode_error(exc: msgspec.DecodeError, where: str, what: str = "") -> InputError:
     # msgspec names the byte where the JSON breaks, never the text around it.
-    return InputError("$", f"{what} is not valid JSON ({str(exc).removeprefix('JSON is ')})")
+    reason = str(exc).removeprefix("JSON is ")
+    return InputError(where, f"{what + ' is ' if what else ''}not valid JSON ({reason})")
 
 
 def decode_call(body: bytes) -> HookCall:
@@ -299,7 +300,7 @@ def decode_call(body: bytes) -> HookCall:
             raise _prefetch_error(body) from None
         raise validation_error(exc) from None
     except msgspec.DecodeError as exc:
-        raise _decode_error(exc, "the request body") from None
+        raise _decode_error(exc, "$", "the request body") from None
     except UnicodeDecodeError:
         raise InputError("$", "the request body is not valid JSON (not UTF-8)") from None
     except RecursionError:
@@ -313,7 +314,8 @@ def _prefetch_error(body: bytes) -> InputError:
         try:
             _OR_NULL.decode(raw)
         except msgspec.ValidationError as exc:
-            return validation_error(exc, f"$.prefetch.{key}")
+            # The key is the caller's own name (never patient data), shown shortened.
+            return validation_error(exc, f"$.prefetch.{key[:64]}")
     return InputError("$.prefetch", "not a mapping of keys to FHIR resources")  # pragma: no cover
 
 

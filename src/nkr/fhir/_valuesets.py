@@ -117,7 +117,7 @@ class ValueSet:
 class ValueSets:
     """All value sets, with an index for O(1) membership tests.
 
-    Build it with :func:`load_valuesets`; :func:`shipped_valuesets` is the cached default.
+    Build it with :func:`load_valuesets` (a guideline does, from its own folder and ids).
     """
 
     by_id: Mapping[str, ValueSet]
