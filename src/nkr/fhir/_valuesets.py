@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from nkr._errors import InputError, describe_validation_error
 from nkr._guideline import Localized
+from nkr.fhir._read import CodeableConcept
 
 # Obviously local identifiers (URNs in an "nkr" namespace): nothing here pretends to be a real
 # terminology server or a published canonical URL.
@@ -52,6 +53,7 @@ Provenance = Annotated[str, StringConstraints(pattern=_PROVENANCE_PATTERN)]
 SystemUri = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")]
 # FHIR's `code` type: no leading, trailing or doubled whitespace.
 FhirCode = Annotated[str, StringConstraints(pattern=r"^\S+( \S+)*$")]
+_NO_IDS: Final[frozenset[str]] = frozenset()
 ValueSetId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=64)]
 
 
@@ -143,6 +145,19 @@ class ValueSets:
     def ids_of(self, system: str, code: str) -> frozenset[str]:
         """The ids of every value set holding ``(system, code)``."""
         return self._index.get((system, code), frozenset())
+
+    def ids_in(self, concept: CodeableConcept | None) -> frozenset[str]:
+        """The ids of every value set holding a coding of a typed CodeableConcept (codings
+        without a system or a code are in none)."""
+        matched: frozenset[str] = _NO_IDS
+        if concept is None or not concept.coding:
+            return matched
+        index = self._index
+        for coding in concept.coding:
+            ids = index.get((coding.system, coding.code))  # type: ignore[arg-type]
+            if ids:
+                matched = matched | ids if matched else ids
+        return matched
 
     def matching(self, concept: Mapping[str, Any]) -> frozenset[str]:
         """The ids of every value set holding a coding of ``concept`` (a Coding or a

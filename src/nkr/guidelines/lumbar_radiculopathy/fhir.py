@@ -143,7 +143,6 @@ _DONE_AND_REFERRED: Final = {
 }
 # The case's upper bound on age.
 _MAX_AGE: Final = 130
-_NO_IDS: Final[frozenset[str]] = frozenset()
 
 
 def load(extra_dir: Path | None = None) -> ValueSets:
@@ -166,21 +165,6 @@ def _note(key: str, **params: object) -> Note:
     return Note(f"fhir.{key}", tuple(params.items()))
 
 
-def _ids(
-    concept: CodeableConcept | None, index: Mapping[tuple[str, str], frozenset[str]]
-) -> frozenset[str]:
-    """The ids of every value set holding a coding of ``concept``."""
-    matched: frozenset[str] = _NO_IDS
-    if concept is None or not concept.coding:
-        return matched
-    for coding in concept.coding:
-        # A system left out (UNSET) or a code of null is in no value set.
-        ids = index.get((coding.system, coding.code))  # type: ignore[arg-type]
-        if ids:
-            matched = matched | ids if matched else ids
-    return matched
-
-
 # -- draft orders -------------------------------------------------------------------------------
 
 
@@ -197,7 +181,7 @@ def _order_code(resource: Resource) -> CodeableConcept | None:
 def _draft_orders(record: PatientRecord, vs: ValueSets) -> tuple[DraftOrder, ...]:
     found: list[DraftOrder] = []
     for resource in record.draft_orders:
-        matched = _ids(_order_code(resource), vs.index)
+        matched = vs.ids_in(_order_code(resource))
         for vs_id, planned in PLANNED_BY_VALUESET.items():
             if vs_id in matched:
                 found.append(
@@ -379,10 +363,9 @@ def _pain_note(latest: _Pain | None, threshold: int) -> Note:
 def _treatments(record: PatientRecord, vs: ValueSets) -> tuple[set[Treatment], SurgeonAssessment]:
     tried: set[Treatment] = set()
     surgeon: SurgeonAssessment = "none"
-    index = vs.index
     for kind, (done, referred) in _DONE_AND_REFERRED.items():
         for resource in record.of(kind):
-            matched = _ids(resource.code, index)  # type: ignore[attr-defined]
+            matched = vs.ids_in(resource.code)  # type: ignore[attr-defined]
             if not matched:
                 continue
             status = resource.status  # type: ignore[attr-defined]
