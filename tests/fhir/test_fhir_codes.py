@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from nkr.fhir._valuesets import shipped_valuesets
+from nkr.guidelines.lumbar_radiculopathy.fhir import shipped as shipped_valuesets
 
 ICD = "http://hl7.org/fhir/sid/icd-10"
 SKS = "urn:oid:1.2.208.176.2.4"  # FUT for all SKS codes; dk-core for SKS procedure codes
@@ -280,7 +280,7 @@ def test_each_code_has_the_display_and_provenance_of_its_evidence(
     assert shipped.display == display
     assert shipped.provenance_kind == kind
     assert source in shipped.provenance
-    assert shipped.red_flag == (RED_FLAGS[code] if vs_id == "red-flags" else None)
+    assert shipped.attribute("red_flag") == (RED_FLAGS[code] if vs_id == "red-flags" else None)
 
 
 @pytest.mark.parametrize(("system", "code", "meaning"), NOT_SHIPPED)

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from nkr.fhir import VALUESET_IDS
-from nkr.fhir._valuesets import shipped_valuesets
+from nkr.guidelines.lumbar_radiculopathy.fhir import VALUESET_IDS
+from nkr.guidelines.lumbar_radiculopathy.fhir import shipped as shipped_valuesets
 
 ServerFactory = Callable[[dict[str, str]], str]
 FHIR_JSON = "application/fhir+json"

@@ -29,11 +29,11 @@ from nkr._app import create_app
 from nkr._devserver import free_port
 from nkr._settings import Settings
 from nkr.fhir import (
-    PREFETCH_TEMPLATES,
     PrefetchUnavailable,
+    decode_resource,
     fetch_missing_prefetch,
     fill_template,
-    resources_from_prefetch,
+    record_from_prefetch,
 )
 from nkr.fhir._fetch import (
     FETCH_FAILED,
@@ -48,7 +48,9 @@ from nkr.fhir._fetch import (
     new_client,
     normalise_base,
 )
+from nkr.fhir._read import Bundle, Condition, Observation, Patient
 from nkr.fhir._transport import Http11Pool
+from nkr.guidelines.lumbar_radiculopathy.fhir import PREFETCH as PREFETCH_TEMPLATES
 
 TOKEN = "secret-access-token"
 CONTEXT = {"patientId": "p1", "userId": "Practitioner/u1"}
@@ -225,9 +227,16 @@ def fetch(
                 servers=FhirServers((fake.base,) if allowed is None else allowed),
                 client=client,
                 limits=FetchLimits(timeout_seconds=timeout, max_pages=max_pages),
+                templates=PREFETCH_TEMPLATES,
             )
 
     return asyncio.run(run())
+
+
+def ids(bundle: Bundle) -> list[str]:
+    """The ids of a fetched search's resources (typed, as a request's prefetch is)."""
+    assert type(bundle) is Bundle
+    return [str(e.resource.id) for e in bundle.entry or () if e.resource is not None]
 
 
 def fetches(outcome: str) -> float:
@@ -241,14 +250,9 @@ def test_every_missing_key_is_fetched_with_the_bearer_token(fake: FakeFhir) -> N
     result = fetch(fake)
     assert fetches("ok") == ok + 5
     assert set(result) == set(PREFETCH_TEMPLATES)
-    assert result["patient"]["resourceType"] == "Patient"
-    assert sorted(r["id"] for r in resources_from_prefetch("conditions", result["conditions"])) == [
-        "c1",
-        "c2",
-    ]
-    assert [r["id"] for r in resources_from_prefetch("procedures", result["procedures"])] == [
-        "Procedure-1"
-    ]
+    assert type(result["patient"]) is Patient
+    assert sorted(ids(result["conditions"])) == ["c1", "c2"]
+    assert ids(result["procedures"]) == ["Procedure-1"]
     assert {auth for _, _, auth, _ in fake.seen} == {f"Bearer {TOKEN}"}
     assert {accept for _, _, _, accept in fake.seen} == {"application/fhir+json"}
     observation_queries = [q for p, q, _, _ in fake.seen if p == "/fhir/Observation"]
@@ -350,8 +354,7 @@ def test_next_links_at_the_base_itself_are_followed(fake: FakeFhir) -> None:
     result = fetch(fake, others, patient_id="hapi")
     assert fake.paths() == ["/fhir/Procedure", "/fhir"]
     assert {auth for _, _, auth, _ in fake.seen} == {f"Bearer {TOKEN}"}
-    procedures = resources_from_prefetch("procedures", result["procedures"])
-    assert [r["id"] for r in procedures] == ["from-page-2"]
+    assert ids(result["procedures"]) == ["from-page-2"]
 
 
 def test_the_token_is_never_sent_to_a_next_link_on_another_server(
@@ -585,6 +588,7 @@ def run_fetch(
                 servers=FhirServers([ALLOWED]),
                 client=client,
                 limits=limits or FetchLimits(timeout_seconds=2, max_response_bytes=1_000_000),
+                templates=PREFETCH_TEMPLATES,
             )
 
     return asyncio.run(run())
@@ -642,7 +646,7 @@ def test_a_gzip_answer_within_the_cap_is_read() -> None:
         return streamed(headers={"Content-Encoding": "gzip"}, content=gzip.compress(page))
 
     result = run_fetch(answer)
-    assert [r["id"] for r in resources_from_prefetch("x", result["observations"])] == ["o1"]
+    assert ids(result["observations"]) == ["o1"]
     assert seen == ["gzip"]
 
 
@@ -728,6 +732,7 @@ def test_beyond_the_bound_a_fetch_is_busy_at_once() -> None:
                     context=CONTEXT,
                     fhir_server=ALLOWED,
                     fhir_authorization=None,
+                    templates=PREFETCH_TEMPLATES,
                 )
 
             first, second = asyncio.create_task(one()), asyncio.create_task(one())
@@ -820,27 +825,49 @@ def test_fill_template_refuses_unknown_tokens() -> None:
         fill_template("Practitioner/{{userPractitionerId}}", CONTEXT)
 
 
-def test_resources_from_prefetch() -> None:
+def test_a_record_from_prefetch_holds_each_resource_by_type_with_its_path() -> None:
     condition = {"resourceType": "Condition", "id": "c1"}
-    assert resources_from_prefetch("conditions", None) == []
-    assert resources_from_prefetch("conditions", _bundle([condition])) == [condition]
-    assert resources_from_prefetch("conditions", {"resourceType": "Bundle"}) == []
-    assert resources_from_prefetch("patient", condition) == [condition]
-    assert resources_from_prefetch("conditions", {"resourceType": "Bundle", "entry": [{}]}) == []
+    outcome = {"resourceType": "OperationOutcome"}
+    encounter = {"resourceType": "Encounter", "id": "e1"}
+    prefetch = {
+        "patient": decode_resource({"resourceType": "Patient", "id": "p1"}),
+        "conditions": decode_resource(
+            {
+                "resourceType": "Bundle",
+                "entry": [{}, {"resource": outcome}, {"resource": condition}],
+            }
+        ),
+        "encounters": decode_resource(_bundle([encounter])),
+        "observations": None,
+    }
+    record = record_from_prefetch(prefetch)
+    assert record.patient is not None
+    assert record.path(record.patient) == "$.prefetch.patient"
+    [found] = record.of(Condition)
+    assert found.id == "c1"
+    assert record.path(found) == "$.prefetch.conditions.entry[2].resource"
+    assert record.of(Observation) == []
+    assert record.types() == {Condition}  # the others skipped
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ([], r"^prefetch.conditions: expected a FHIR resource or Bundle"),
-        ({"resourceType": "Bundle", "entry": {}}, r"^prefetch.conditions.entry: expected a list"),
-        ({"resourceType": "Bundle", "entry": [1]}, r"^prefetch.conditions.entry\[0\]: expected"),
+        ([], r"^\$\.prefetch\.conditions: expected a JSON object, got a JSON array"),
+        (
+            {"resourceType": "Bundle", "entry": {}},
+            r"^\$\.prefetch\.conditions\.entry: expected a JSON array",
+        ),
+        (
+            {"resourceType": "Bundle", "entry": [1]},
+            r"^\$\.prefetch\.conditions\.entry\[0\]: expected a JSON object",
+        ),
         (
             {"resourceType": "Bundle", "entry": [{"resource": "x"}]},
-            r"^prefetch.conditions.entry\[0\].resource: expected a FHIR resource",
+            r"^\$\.prefetch\.conditions\.entry\[0\]\.resource: expected a JSON object",
         ),
     ],
 )
-def test_resources_from_prefetch_rejects_wrong_shapes(value: object, message: str) -> None:
+def test_decoding_a_prefetch_value_names_the_path(value: object, message: str) -> None:
     with pytest.raises(InputError, match=message):
-        resources_from_prefetch("conditions", value)
+        decode_resource(orjson.dumps(value), "$.prefetch.conditions")

@@ -1,4 +1,5 @@
-"""Whatever JSON arrives, the mapping answers with a case or an InputError, never a crash."""
+"""Whatever JSON arrives, the typed reader and the guideline's reading answer with a case or
+an InputError located at a JSON path, never a crash."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nkr import InputError
-from nkr.fhir import case_from_fhir
+
+from ._records import read
 
 ICD = "http://hl7.org/fhir/sid/icd-10"
 LOINC = "http://loinc.org"
@@ -95,9 +97,9 @@ def resources(draw: st.DrawFn, rtype: str) -> Any:
 def test_any_json_gives_a_case_or_an_input_error(
     patient: Any, conditions: Any, observations: Any, procedures: Any, drafts: Any
 ) -> None:
-    message = ""
+    message, location = "", "$."
     try:
-        case_from_fhir(
+        read(
             patient=patient,
             conditions=conditions,
             observations=observations,
@@ -108,5 +110,6 @@ def test_any_json_gives_a_case_or_an_input_error(
             pain_threshold=7,
         )
     except InputError as exc:
-        message = str(exc)
+        message, location = str(exc), exc.location or ""
+    assert location.startswith("$.")
     assert "\n" not in message

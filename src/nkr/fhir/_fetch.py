@@ -31,19 +31,16 @@ import urllib.request
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 import idna
-import orjson
 
 from nkr import _metrics
 from nkr._errors import InputError
+from nkr.fhir._read import Bundle, Entry, Resource, decode_resource
 from nkr.fhir._transport import Http11Pool
-
-Resource = dict[str, Any]
 
 log = logging.getLogger("nkr.fhir.fetch")
 # httpx logs every request's URL at INFO level, and these URLs carry patient ids.
@@ -54,18 +51,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
-PREFETCH_TEMPLATES: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "patient": "Patient/{{context.patientId}}",
-        "conditions": "Condition?patient={{context.patientId}}",
-        "observations": "Observation?patient={{context.patientId}}&code=http://loinc.org|72514-3",
-        "procedures": "Procedure?patient={{context.patientId}}",
-        "serviceRequests": "ServiceRequest?patient={{context.patientId}}",
-    }
-)
-
 # Search results are read page by page up to this bound; more pages than this is an answer
-# nkr cannot use safely (the latest pain score could be on a page it never read).
+# nkr cannot use safely (the latest observation could be on a page it never read).
 MAX_PAGES: Final = 10
 
 _TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z][A-Za-z0-9]*)\s*\}\}")
@@ -106,48 +93,6 @@ def fill_template(template: str, context: Mapping[str, Any]) -> str:
     if _ANY_TOKEN.search(filled):
         raise ValueError(f"unsupported prefetch token in {template!r}")
     return filled
-
-
-def resources_from_prefetch(key: str, value: object) -> list[Resource]:
-    """The resources of one prefetch value: a searchset Bundle's ``entry[].resource``, a single
-    resource as a one-item list, ``None`` (no data) as an empty list. Raises
-    :class:`~nkr.InputError` naming ``prefetch.<key>`` when the shape is wrong."""
-    if value is None:
-        return []
-    where = f"prefetch.{key}"
-    if not isinstance(value, dict):
-        raise InputError(f"{where}: expected a FHIR resource or Bundle (JSON object)")
-    if value.get("resourceType") != "Bundle":
-        return [value]
-    return bundle_entries(value.get("entry"), where)
-
-
-def bundle_entries(entries: object, where: str) -> list[Resource]:
-    """The resources of a Bundle's ``entry`` list (entries without one are skipped). Raises
-    :class:`~nkr.InputError` naming ``<where>.entry…`` when the shape is wrong."""
-    if entries is None:
-        return []
-    if type(entries) is list:
-        try:
-            # The common case, fast: every entry an object with a resource object.
-            resources = [e["resource"] for e in entries]
-            if all(type(r) is dict for r in resources):
-                return resources
-        except (TypeError, KeyError):
-            pass
-    if not isinstance(entries, list):
-        raise InputError(f"{where}.entry: expected a list")
-    out: list[Resource] = []
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise InputError(f"{where}.entry[{i}]: expected a JSON object")
-        resource = entry.get("resource")
-        if resource is None:
-            continue
-        if not isinstance(resource, dict):
-            raise InputError(f"{where}.entry[{i}].resource: expected a FHIR resource")
-        out.append(resource)
-    return out
 
 
 # -- the answers a caller gets: each names the keys, never a URL, a port or a network error ---
@@ -350,14 +295,15 @@ class _NoCookies(http.cookiejar.CookieJar):
 
 
 def new_client(
-    max_in_flight: int, transport: httpx.AsyncBaseTransport | None = None
+    max_in_flight: int, transport: httpx.AsyncBaseTransport | None = None, *, keys: int = 8
 ) -> httpx.AsyncClient:
     """The HTTP client an app fetches with, for its whole lifetime, on nkr's HTTP/1.1 pool
     (:class:`~nkr.fhir._transport.Http11Pool`): at most a connection for each key of every
     fetch in flight. No redirects (the token would follow them), no cookies kept, no proxy.
     (``transport``: a test's or benchmark's ``httpx.MockTransport``, whose answers should
-    stream, ``httpx.Response(stream=...)``, as a network's do.)"""
-    connections = max_in_flight * len(PREFETCH_TEMPLATES)
+    stream, ``httpx.Response(stream=...)``, as a network's do; ``keys``: the most prefetch
+    keys one fetch asks for.)"""
+    connections = max_in_flight * keys
     limits = httpx.Limits(
         max_connections=connections, max_keepalive_connections=connections, keepalive_expiry=30
     )
@@ -388,7 +334,7 @@ class _Call:
     deadline: float  # loop time
     budget: int  # bytes the call may still read, over all its keys and pages
 
-    async def get_json(self, url: str) -> dict[str, Any]:
+    async def get(self, url: str) -> Resource:
         # Each request gets what is left of the call's deadline; the deadline itself is kept by
         # asyncio.timeout_at around the whole fetch, which a server sending a byte at a time
         # (every read within its timeout) cannot stretch.
@@ -405,12 +351,13 @@ class _Call:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _Failed("error", type(exc).__name__) from None
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise _Failed("error", "an answer that is not JSON") from None
-        if not isinstance(data, dict):
-            raise _Failed("error", "an answer that is not a JSON object")
-        return data
+            resource: Resource = decode_resource(bytes(body))
+        except InputError as exc:
+            # Decoded with the same structs as a request's prefetch; the log gets the
+            # location, never a value.
+            what = "JSON" if "not valid JSON" in exc.problem else f"FHIR R4 (at {exc.location})"
+            raise _Failed("error", f"an answer that is not {what}") from None
+        return resource
 
     async def _read(self, response: httpx.Response) -> bytearray:
         """The body, read as it streams in and given up on as soon as it exceeds the call's
@@ -438,40 +385,27 @@ class _Call:
 
     async def fetch(self, query: str, max_pages: int) -> Resource:
         """One key: the resource, or a searchset Bundle with the entries of every page."""
-        data = await self.get_json(self.base + query)
+        data = await self.get(self.base + query)
         if "?" not in query:
             expected = query.split("/", 1)[0]
-            if data.get("resourceType") != expected:
+            if data.resource_type != expected:
                 raise _Failed("error", f"an answer that is not a {expected}")
             return data
-        entries: list[Any] = []
+        entries: list[Entry] = []
         for page in range(max_pages):
-            if data.get("resourceType") != "Bundle":
+            if type(data) is not Bundle:
                 raise _Failed("error", "a search answer that is not a Bundle")
-            page_entries = data.get("entry") or []
-            if not isinstance(page_entries, list):
-                raise _Failed("error", "a Bundle.entry that is not a list")
-            entries.extend(page_entries)
-            next_url = _next_link(data)
-            if not isinstance(next_url, str):
-                return {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+            entries.extend(data.entry or ())
+            next_url = data.next_url()
+            if next_url is None:
+                return Bundle(type="searchset", entry=entries)
             if page + 1 == max_pages:
                 break
             url = _on_base(next_url, self.base)
             if url is None:
                 raise _Failed("error", "a next-page link off the fhirServer base")
-            data = await self.get_json(url)
+            data = await self.get(url)
         raise _Failed("error", f"more than {max_pages} pages of results")
-
-
-def _next_link(bundle: Resource) -> object:
-    links = bundle.get("link")
-    if not isinstance(links, list):
-        return None
-    for link in links:
-        if isinstance(link, dict) and link.get("relation") == "next":
-            return link.get("url")
-    return None
 
 
 def _count(outcome: str, keys: list[str]) -> None:
@@ -508,7 +442,7 @@ class Fetcher:
         context: Mapping[str, Any],
         fhir_server: str | None,
         fhir_authorization: Mapping[str, Any] | None,
-        templates: Mapping[str, str] = PREFETCH_TEMPLATES,
+        templates: Mapping[str, str],
     ) -> dict[str, Any]:
         """The prefetch with every key of ``templates`` that ``prefetch`` lacks fetched from
         ``fhir_server`` (keys given as ``null`` mean "no data" and are kept as they are).
@@ -597,8 +531,8 @@ async def fetch_missing_prefetch(
     fhir_authorization: Mapping[str, Any] | None,
     servers: FhirServers,
     client: httpx.AsyncClient,
+    templates: Mapping[str, str],
     limits: FetchLimits | None = None,
-    templates: Mapping[str, str] = PREFETCH_TEMPLATES,
 ) -> dict[str, Any]:
     """One call's :meth:`Fetcher.fetch_missing` on its own (no bound on fetches in flight,
     which only a long-lived :class:`Fetcher` can keep)."""

@@ -7,6 +7,8 @@ from typing import Any, Final, Literal
 import orjson
 from starlette.responses import Response
 
+from nkr._errors import InputError
+
 FHIR_JSON: Final = "application/fhir+json"
 
 # FHIR R4 IssueType (http://hl7.org/fhir/issue-type), the codes an answer can carry.
@@ -83,3 +85,9 @@ def outcome_response(
         status_code=status_code,
         headers={"Cache-Control": "no-store"},
     )
+
+
+def input_error_response(exc: InputError, status_code: int = 400) -> FhirJSONResponse:
+    """The answer to a user's bad input: the error as one line in ``diagnostics`` and its
+    location (a JSON path, ``$.context.selections[0]``) as the issue's ``expression``."""
+    return outcome_response(status_code, "invalid", str(exc), exc.location)

@@ -6,9 +6,11 @@ from typing import Any, Final
 
 from fastapi import APIRouter, Request
 
+from nkr._errors import InputError
+from nkr._package import registry
 from nkr._settings import Settings
 from nkr.fhir._outcome import FHIR_JSON, FhirJSONResponse, outcome_response
-from nkr.fhir._valuesets import ValueSets, load_valuesets
+from nkr.fhir._valuesets import ValueSets
 
 # What the endpoints answer, for the OpenAPI document (the responses are built by hand, so
 # FastAPI would otherwise call them strings). The FHIR R4 shapes as far as nkr fills them in.
@@ -121,10 +123,16 @@ def _one_of(param: str | None) -> set[str] | None:
     return values or None  # FHIR ignores a parameter without a value
 
 
-def create_valueset_router(valuesets: ValueSets) -> APIRouter:
-    """The ``/fhir`` endpoints serving ``valuesets``."""
+def create_valueset_router(*valuesets: ValueSets) -> APIRouter:
+    """The ``/fhir`` endpoints serving ``valuesets`` (one collection per guideline; an id
+    given by two is an error)."""
     router = APIRouter(prefix="/fhir", tags=["FHIR"])
-    resources = {vs_id: valuesets.to_fhir(vs_id) for vs_id in valuesets.ids}
+    resources: dict[str, dict[str, Any]] = {}
+    for collection in valuesets:
+        for vs_id in collection.ids:
+            if vs_id in resources:
+                raise InputError(f"value sets: id {vs_id!r} is given by two guidelines")
+            resources[vs_id] = collection.to_fhir(vs_id)
 
     @router.get(
         "/ValueSet",
@@ -177,6 +185,7 @@ def create_valueset_router(valuesets: ValueSets) -> APIRouter:
 
 
 def create_router(settings: Settings) -> APIRouter:
-    """The ``/fhir`` endpoints (ValueSet search and read), with the deployment's extra value
-    sets merged in. A broken extra file raises :class:`~nkr.InputError` at start-up."""
-    return create_valueset_router(load_valuesets(settings.valueset_dir))
+    """The ``/fhir`` endpoints (ValueSet search and read): the value sets of every installed
+    guideline, with the deployment's extra value sets merged in. A broken extra file raises
+    :class:`~nkr.InputError` at start-up."""
+    return create_valueset_router(*(p.valuesets for p in registry().packages))

@@ -1,6 +1,7 @@
-"""Value sets: the codes that tie FHIR data to the patient case, loaded and validated once.
+"""Value sets (the terminology seam): the codes that tie FHIR data to a guideline's case,
+loaded and validated once.
 
-The shipped files live in ``guidelines/lumbar_radiculopathy/valuesets/``; a deployment adds its
+A guideline ships its files in a folder and names the ids it expects; a deployment adds its
 local codes with a folder of extra files in the same format (``NKR_VALUESET_DIR``). Membership
 is an exact match on ``(system, code)``: codes are not normalised and hierarchies are not
 followed, so a deployment lists every code it uses.
@@ -9,7 +10,7 @@ The file format (one value set per file; extra files may omit ``title`` and ``de
 when they add to a shipped id)::
 
     {
-      "id": "bed-rest",
+      "id": "some-intervention",
       "title": {"da": "...", "en": "..."},
       "description": {"da": "...", "en": "..."},
       "codes": [
@@ -19,17 +20,17 @@ when they add to a shipped id)::
     }
 
 ``provenance`` starts with its kind: ``verified``, ``derived``, ``unconfirmed``,
-``nkr local placeholder`` or ``local``. Codes of ``red-flags`` also carry ``red_flag``, the red
-flag of the case they stand for (``cauda_equina``, ``suspected_fracture``, ...).
+``nkr local placeholder`` or ``local``. A guideline may declare per-code attributes
+(:class:`CodeAttribute`): a further string field that the codes of one value set carry, and
+only those, with the values it allows (what each code stands for in the guideline's case).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -37,23 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from nkr._errors import InputError, describe_validation_error
 from nkr._guideline import Localized
-from nkr.guidelines.lumbar_radiculopathy.case import RedFlag
-
-SHIPPED_DIR: Final = Path(__file__).parents[1] / "guidelines" / "lumbar_radiculopathy" / "valuesets"
-
-VALUESET_IDS: Final[tuple[str, ...]] = (
-    "lumbar-radiculopathy",
-    "red-flags",
-    "pain-intensity",
-    "mri-lumbar-spine",
-    "glucocorticoid-injection",
-    "acupuncture",
-    "bed-rest",
-    "supervised-exercise",
-    "specific-exercise",
-    "manual-mobilisation",
-    "spine-surgeon-referral",
-)
+from nkr.fhir._read import CodeableConcept
 
 # Obviously local identifiers (URNs in an "nkr" namespace): nothing here pretends to be a real
 # terminology server or a published canonical URL.
@@ -68,25 +53,39 @@ Provenance = Annotated[str, StringConstraints(pattern=_PROVENANCE_PATTERN)]
 SystemUri = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")]
 # FHIR's `code` type: no leading, trailing or doubled whitespace.
 FhirCode = Annotated[str, StringConstraints(pattern=r"^\S+( \S+)*$")]
+_NO_IDS: Final[frozenset[str]] = frozenset()
 ValueSetId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=64)]
-RED_FLAGS_ID: Final = "red-flags"
+
+
+@dataclass(frozen=True, slots=True)
+class CodeAttribute:
+    """A per-code attribute a guideline declares: every code of value set ``valueset`` (and
+    no other) carries field ``name``, one of ``values``."""
+
+    name: str
+    valueset: str
+    values: tuple[str, ...]
 
 
 class ValueSetCode(BaseModel):
-    """One code of a value set, with where it came from."""
+    """One code of a value set, with where it came from (and the guideline's attributes)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, Any] = Field(init=False)
 
     system: SystemUri
     code: FhirCode
     display: str | None = Field(default=None, min_length=1)
     provenance: Provenance
-    # Only in the red-flags value set: which red flag of the case the code means.
-    red_flag: RedFlag | None = None
 
     @property
     def provenance_kind(self) -> str:
         return self.provenance.partition(": ")[0]
+
+    def attribute(self, name: str) -> str | None:
+        """A per-code attribute (:class:`CodeAttribute`) of this code, None when it has none."""
+        value = (self.__pydantic_extra__ or {}).get(name)
+        return value if isinstance(value, str) else None
 
 
 class ValueSetFile(BaseModel):
@@ -120,14 +119,14 @@ class ValueSet:
 class ValueSets:
     """All value sets, with an index for O(1) membership tests.
 
-    Build it with :func:`load_valuesets`; :func:`shipped_valuesets` is the cached default.
+    Build it with :func:`load_valuesets` (a guideline does, from its own folder and ids).
     """
 
     by_id: Mapping[str, ValueSet]
     loaded_at: dt.datetime
     version: str
     _index: dict[tuple[str, str], frozenset[str]] = field(repr=False)
-    _red_flags: dict[tuple[str, str], RedFlag] = field(repr=False)
+    _attributes: dict[str, dict[tuple[str, str], str]] = field(repr=False)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -147,6 +146,19 @@ class ValueSets:
         """The ids of every value set holding ``(system, code)``."""
         return self._index.get((system, code), frozenset())
 
+    def ids_in(self, concept: CodeableConcept | None) -> frozenset[str]:
+        """The ids of every value set holding a coding of a typed CodeableConcept (codings
+        without a system or a code are in none)."""
+        matched: frozenset[str] = _NO_IDS
+        if concept is None or not concept.coding:
+            return matched
+        index = self._index
+        for coding in concept.coding:
+            ids = index.get((coding.system, coding.code))  # type: ignore[arg-type]
+            if ids:
+                matched = matched | ids if matched else ids
+        return matched
+
     def matching(self, concept: Mapping[str, Any]) -> frozenset[str]:
         """The ids of every value set holding a coding of ``concept`` (a Coding or a
         CodeableConcept, as JSON). Codings without a string system and code never match."""
@@ -161,9 +173,9 @@ class ValueSets:
         """Whether a Coding or CodeableConcept (as JSON) has a coding in value set ``vs_id``."""
         return any(vs_id in self.ids_of(s, c) for s, c in _pairs(concept))
 
-    def red_flag(self, system: str, code: str) -> RedFlag | None:
-        """The case's red flag that a red-flags code stands for."""
-        return self._red_flags.get((system, code))
+    def attribute(self, name: str, system: str, code: str) -> str | None:
+        """A per-code attribute (:class:`CodeAttribute`) of ``(system, code)``."""
+        return self._attributes.get(name, {}).get((system, code))
 
     def to_fhir(self, vs_id: str) -> dict[str, Any]:
         """Value set ``vs_id`` as a FHIR R4 ValueSet with compose and expansion. Each code's
@@ -239,17 +251,29 @@ def _read(path: Path, shown: str) -> ValueSetFile:
         raise InputError(f"{shown}: {describe_validation_error(exc)}") from None
 
 
-def _check_codes(doc: ValueSetFile, shown: str) -> None:
+def _check_codes(doc: ValueSetFile, shown: str, attributes: Sequence[CodeAttribute]) -> None:
     seen: set[tuple[str, str]] = set()
+    known = {a.name: a for a in attributes}
+    for i, c in enumerate(doc.codes):  # as pydantic's extra="forbid" would, before the rest
+        for name in c.__pydantic_extra__ or {}:
+            if name not in known:
+                raise InputError(f"{shown}: codes[{i}].{name}: unknown field")
     for i, c in enumerate(doc.codes):
         key = (c.system, c.code)
         if key in seen:
             raise InputError(f"{shown}: codes[{i}]: {c.system}|{c.code} is listed twice")
         seen.add(key)
-        if doc.id == RED_FLAGS_ID and c.red_flag is None:
-            raise InputError(f"{shown}: codes[{i}].red_flag: required in the red-flags value set")
-        if doc.id != RED_FLAGS_ID and c.red_flag is not None:
-            raise InputError(f"{shown}: codes[{i}].red_flag: allowed only in the red-flags set")
+        for a in attributes:
+            value = (c.__pydantic_extra__ or {}).get(a.name)
+            if doc.id == a.valueset and value is None:
+                where = f"{shown}: codes[{i}].{a.name}"
+                raise InputError(f"{where}: required in the {a.valueset} value set")
+            if doc.id != a.valueset and value is not None:
+                where = f"{shown}: codes[{i}].{a.name}"
+                raise InputError(f"{where}: allowed only in the {a.valueset} set")
+            if value is not None and value not in a.values:
+                allowed = ", ".join(repr(v) for v in a.values[:-1]) + f" or {a.values[-1]!r}"
+                raise InputError(f"{shown}: codes[{i}].{a.name}: Input should be {allowed}")
 
 
 def _package_version() -> str:
@@ -260,16 +284,19 @@ def _package_version() -> str:
 
 
 def load_valuesets(
+    shipped_dir: Path,
+    expected_ids: Sequence[str],
     extra_dir: Path | None = None,
     *,
-    shipped_dir: Path = SHIPPED_DIR,
+    attributes: Sequence[CodeAttribute] = (),
     now: dt.datetime | None = None,
 ) -> ValueSets:
-    """Load the shipped value sets and merge the ``*.json`` files of ``extra_dir``.
+    """Load a guideline's value sets (``shipped_dir``, exactly ``expected_ids``) and merge the
+    ``*.json`` files of ``extra_dir``.
 
     An extra file adds codes to a shipped id or defines a new id (then ``title`` is required).
-    A code already present is kept once (the first file wins) unless the two disagree on
-    ``red_flag``. Raises :class:`~nkr.InputError` naming the file and field on any problem.
+    A code already present is kept once (the first file wins) unless the two disagree on an
+    attribute. Raises :class:`~nkr.InputError` naming the file and field on any problem.
     """
     merged: dict[str, tuple[ValueSetFile, list[ValueSetCode], list[str]]] = {}
     shipped = sorted(shipped_dir.glob("*.json"))
@@ -280,13 +307,13 @@ def load_valuesets(
             raise InputError(f"{shown}: id: {doc.id!r} differs from the file name")
         if doc.title is None:
             raise InputError(f"{shown}: title: required field is missing")
-        _check_codes(doc, shown)
+        _check_codes(doc, shown, attributes)
         merged[doc.id] = (doc, list(doc.codes), [shown])
-    if set(merged) != set(VALUESET_IDS):
+    if set(merged) != set(expected_ids):
         raise InputError(
             f"{shipped_dir}: value sets differ from the expected ids: missing "
-            f"{sorted(set(VALUESET_IDS) - set(merged))}, unexpected "
-            f"{sorted(set(merged) - set(VALUESET_IDS))}"
+            f"{sorted(set(expected_ids) - set(merged))}, unexpected "
+            f"{sorted(set(merged) - set(expected_ids))}"
         )
     if extra_dir is not None:
         if not extra_dir.is_dir():
@@ -294,7 +321,7 @@ def load_valuesets(
         for path in sorted(extra_dir.glob("*.json")):
             shown = str(path)
             doc = _read(path, shown)
-            _check_codes(doc, shown)
+            _check_codes(doc, shown, attributes)
             if doc.id not in merged:
                 if doc.title is None:
                     raise InputError(f"{shown}: title: required for the new value set {doc.id!r}")
@@ -306,35 +333,31 @@ def load_valuesets(
                 old = present.get((c.system, c.code))
                 if old is None:
                     codes.append(c)
-                elif old.red_flag != c.red_flag:
-                    raise InputError(
-                        f"{shown}: codes[{i}].red_flag: {c.system}|{c.code} is already mapped to "
-                        f"{old.red_flag!r} by {files[0]}"
-                    )
+                    continue
+                for a in attributes:
+                    if old.attribute(a.name) != c.attribute(a.name):
+                        raise InputError(
+                            f"{shown}: codes[{i}].{a.name}: {c.system}|{c.code} is already "
+                            f"mapped to {old.attribute(a.name)!r} by {files[0]}"
+                        )
             files.append(shown)
     by_id: dict[str, ValueSet] = {}
     index: dict[tuple[str, str], set[str]] = {}
-    red_flags: dict[tuple[str, str], RedFlag] = {}
+    by_attribute: dict[str, dict[tuple[str, str], str]] = {a.name: {} for a in attributes}
     for vs_id, (doc, codes, files) in merged.items():
         assert doc.title is not None
         by_id[vs_id] = ValueSet(vs_id, doc.title, doc.description, tuple(codes), tuple(files))
         for c in codes:
             index.setdefault((c.system, c.code), set()).add(vs_id)
-            if c.red_flag is not None:
-                red_flags[(c.system, c.code)] = c.red_flag
-    ordered = {i: by_id[i] for i in VALUESET_IDS} | {
-        i: by_id[i] for i in sorted(by_id) if i not in VALUESET_IDS
+            for name, value in (c.__pydantic_extra__ or {}).items():
+                by_attribute[name][(c.system, c.code)] = value
+    ordered = {i: by_id[i] for i in expected_ids} | {
+        i: by_id[i] for i in sorted(by_id) if i not in expected_ids
     }
     return ValueSets(
         by_id=ordered,
         loaded_at=now or dt.datetime.now(dt.UTC),
         version=_package_version(),
         _index={k: frozenset(v) for k, v in index.items()},
-        _red_flags=red_flags,
+        _attributes=by_attribute,
     )
-
-
-@cache
-def shipped_valuesets() -> ValueSets:
-    """The value sets shipped with nkr, without a deployment's extras (loaded once)."""
-    return load_valuesets()

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 HERE: Final = Path(__file__).parent
 GUIDELINE_FILE: Final = HERE / "guideline.toml"
 TEXTS_FILE: Final = HERE / "texts.toml"
+FHIR_NOTES_FILE: Final = HERE / "fhir_notes.toml"
 
 # The guideline does not define "severe and disabling pain". Where nkr derives it from a 0-10
 # pain score (NRS), this is the threshold it assumes unless a deployment configures another.
@@ -124,7 +125,7 @@ class LumbarRadiculopathy:
 
     @cached_property
     def texts(self) -> Texts:
-        return load_texts(TEXTS_FILE, fallback=generic_texts())
+        return load_texts(TEXTS_FILE, FHIR_NOTES_FILE, fallback=generic_texts())
 
     def parse_case(self, data: bytes | str | dict[str, Any]) -> Case:
         return parse_case(data)
