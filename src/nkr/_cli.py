@@ -298,7 +298,7 @@ def feedback_report_command(
     from nkr._settings import Settings
     from nkr.cdshooks import DB_NAME, report
     from nkr.cdshooks._feedback import reason_display, topic_label
-    from nkr.cdshooks._texts import texts
+    from nkr._texts import generic_texts
 
     folder = data_dir if data_dir is not None else Settings.from_env().data_dir
     rows = report(folder / DB_NAME)
@@ -325,7 +325,7 @@ def feedback_report_command(
             ]
         )
         return
-    tx = texts()
+    tx = generic_texts()
     console = _console()
     if not rows:
         console.print(tx("report.empty", language))

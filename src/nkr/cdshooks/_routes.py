@@ -17,7 +17,10 @@ from starlette.responses import Response
 
 from nkr import _metrics
 from nkr._errors import InputError
-from nkr._guideline import Lang
+from nkr._assessment import Term
+from nkr._guideline import LANGS, Lang
+from nkr._package import GuidelinePackage, Registry
+from nkr._package import registry as _registry
 from nkr._settings import Settings
 from nkr.cdshooks import _openapi
 from nkr.cdshooks._auth import (
@@ -27,7 +30,6 @@ from nkr.cdshooks._auth import (
     ReplayStore,
     parse_issuers,
 )
-from nkr.cdshooks._cards import render
 from nkr.cdshooks._feedback import (
     INTERNAL_CALL,
     RECHECK_SECONDS,
@@ -43,7 +45,7 @@ from nkr.cdshooks._request import (
     check_hook_request,
     parse_hook_request,
 )
-from nkr.cdshooks._services import SERVICES, discovery
+from nkr.cdshooks._kit import CardKit
 from nkr.fhir._fetch import (
     PREFETCH_TEMPLATES,
     RETRY_AFTER_SECONDS,
@@ -57,9 +59,9 @@ from nkr.fhir._fetch import (
 )
 from nkr.fhir._mapping import FhirCase, NeedsFullReading, case_from_fhir
 from nkr.fhir._outcome import outcome_response
+from nkr.fhir._reading import DraftOrder, FhirReading
 from nkr.fhir._typed import case_from_typed, decode_request
-from nkr.fhir._valuesets import ValueSets, load_valuesets
-from nkr.guidelines.lumbar_radiculopathy import evaluate, guideline
+from nkr.fhir._valuesets import load_valuesets
 
 log = logging.getLogger("nkr.cdshooks")
 
@@ -125,12 +127,64 @@ def _complete(prefetch: Mapping[str, object]) -> bool:
     return prefetch.keys() >= PREFETCH_TEMPLATES.keys()
 
 
-def _unknown_service(service_id: str) -> Response:
+def _unknown_service(service_id: str, known: Registry) -> Response:
+    ids = ", ".join(s.id for p in known.packages for s in p.services)
     return outcome_response(
-        404,
-        "not-found",
-        f"unknown CDS service '{service_id[:80]}' (expected one of: {', '.join(SERVICES)})",
+        404, "not-found", f"unknown CDS service '{service_id[:80]}' (expected one of: {ids})"
     )
+
+
+def _discovery(known: Registry) -> dict[Lang, bytes]:
+    """``GET /cds-services`` in each language: the services of every installed guideline,
+    each with its guideline's prefetch templates."""
+    return {
+        lang: orjson.dumps(
+            {
+                "services": [
+                    {
+                        "hook": s.hook,
+                        "id": s.id,
+                        "title": s.title(lang),
+                        "description": s.description(lang),
+                        "prefetch": dict(p.prefetch),
+                    }
+                    for p in known.packages
+                    for s in p.services
+                ]
+            }
+        )
+        for lang in LANGS
+    }
+
+
+# -- LEGACY READING ADAPTER (issue 10): today's FhirCase handed to the card code as the new
+# FhirReading. The new reading (package.read_record) replaces it and this block at merge.
+
+
+class _LegacyNote:
+    """Today's note (``nkr.fhir._mapping.Note``, texts of its own) as a reading note."""
+
+    __slots__ = ("note",)
+
+    def __init__(self, note: Any) -> None:
+        self.note = note
+
+    def text(self, texts: object, lang: Lang, labels: object = None) -> str:
+        return str(self.note(lang))
+
+
+def _legacy_reading(fhir_case: FhirCase) -> FhirReading:
+    return FhirReading(
+        case=fhir_case.case,
+        notes=tuple(_LegacyNote(n) for n in fhir_case.notes),  # type: ignore[misc]
+        orders=tuple(
+            DraftOrder(Term("planned", d.intervention), d.resource_type, d.resource_id)
+            for d in fhir_case.draft_orders
+        ),
+    )
+
+
+# -- END LEGACY READING ADAPTER
 
 
 def _unauthorized(exc: AuthError) -> Response:
@@ -166,26 +220,17 @@ def _ensure_logging() -> None:
         root.propagate = False
 
 
-def _referral_codings(valuesets: ValueSets) -> tuple[dict[str, str], ...]:
-    """The code a suggested referral carries: a deployment's local codes when it has added
-    some, else nkr's placeholder."""
-    codes = valuesets.get("spine-surgeon-referral").codes
-    local = [c for c in codes if c.provenance_kind == "local"]
-    chosen = local[:1] or [c for c in codes if c.code == "spine-surgeon-referral"][:1] or codes[:1]
-    return tuple(
-        {"system": c.system, "code": c.code} | ({"display": c.display} if c.display else {})
-        for c in chosen
-    )
-
-
 class CdsHooks:
-    """What the endpoints share: settings, value sets, authentication, feedback store."""
+    """What the endpoints share: settings, the installed guidelines, authentication,
+    feedback store."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, known: Registry) -> None:
         self.settings = settings
-        self.guideline = guideline()
+        self.registry = known
+        # LEGACY READING (issue 10): today's reading is the default guideline's own; the new
+        # reading uses each package's value sets and options instead.
         self.valuesets = load_valuesets(settings.valueset_dir)
-        self.referral_codings = _referral_codings(self.valuesets)
+        self.legacy_threshold: int = getattr(known.default, "options").pain_threshold
         # Deny by default: with no entry nothing is fetched. Entries and each request's
         # fhirServer are compared in one normal form (whole path segments, ".." resolved, no
         # userinfo: nkr.fhir._fetch.normalise_base). The HTTP client is the lifespan's.
@@ -197,11 +242,9 @@ class CdsHooks:
             settings.fhir_max_concurrent_fetches,
         )
         self._base_urls: dict[tuple[object, ...], str] = {}
-        self.discovery = {
-            lang: orjson.dumps(doc) for lang, doc in discovery(dict(PREFETCH_TEMPLATES)).items()
-        }
+        self.discovery = _discovery(known)
         self.store = FeedbackStore.in_dir(
-            settings.data_dir, retention_days=settings.card_retention_days
+            settings.data_dir, retention_days=settings.card_retention_days, registry=known
         )
         issuers = parse_issuers(settings.jwt_issuers)
         # The replay store is SQLite in the data folder: shared by every worker, kept across
@@ -254,9 +297,10 @@ class CdsHooks:
             await self.auth.check(_header(request, b"authorization"), public + path)
 
     async def call(self, service_id: str, request: Request) -> Response:
-        service = SERVICES.get(service_id)
-        if service is None:
-            return _unknown_service(service_id)
+        found = self.registry.service(service_id)
+        if found is None:
+            return _unknown_service(service_id, self.registry)
+        package, service = found
         if self.auth is not None:
             try:
                 await self.authenticate(request, f"/cds-services/{service_id}")
@@ -273,7 +317,8 @@ class CdsHooks:
                 read = await self._read_full(body, service.hook, on)
             hook_request, fhir_case = read
             lang = hook_request.lang or accept_language(_header(request, b"accept-language"))
-            cards, issued = self._cards(hook_request, fhir_case, on, lang, request)
+            reading = _legacy_reading(fhir_case)  # LEGACY READING ADAPTER
+            cards, issued = self._cards(package, hook_request, reading, on, lang, request)
         except PrefetchUnavailable as exc:
             return outcome_response(412, "incomplete", str(exc))
         except FetchBusy as exc:
@@ -315,7 +360,7 @@ class CdsHooks:
                 typed.prefetch,
                 draft_orders=hook_request.draft_orders,
                 on=on,
-                pain_threshold=self.settings.pain_threshold,
+                pain_threshold=self.legacy_threshold,
                 valuesets=self.valuesets,
             )
         except (InputError, NeedsFullReading):
@@ -339,7 +384,7 @@ class CdsHooks:
             service_requests=resources("serviceRequests"),
             draft_orders=hook_request.draft_orders,
             on=on,
-            pain_threshold=self.settings.pain_threshold,
+            pain_threshold=self.legacy_threshold,
             valuesets=self.valuesets,
         )
         return hook_request, fhir_case
@@ -353,47 +398,38 @@ class CdsHooks:
         )
 
     def _cards(
-        self, req: HookRequest, fhir_case: FhirCase, on: dt.date, lang: Lang, request: Request
+        self,
+        package: GuidelinePackage,
+        req: HookRequest,
+        reading: FhirReading,
+        on: dt.date,
+        lang: Lang,
+        request: Request,
     ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
-        """The cards, and for the feedback store each card's uuid, topic and suggestion
-        uuids (space-separated): what feedback on the card is checked against."""
-        if fhir_case.case is None:
+        """The cards by the guideline's card rules, and for the feedback store each card's
+        uuid, topic and suggestion uuids (space-separated): what feedback on the card is
+        checked against."""
+        if reading.case is None:
             return [], []
-        assessment = evaluate(fhir_case.case, self.guideline, on)
-        base = self.base_url(request)
-
-        # The web app's pages, in the card's language (Danish is the pages' default).
-        query = "?lang=en" if lang == "en" else ""
-
-        def page_url(rec_id: str | None) -> str:
-            path = "/" if rec_id is None else f"/anbefalinger/{rec_id}"
-            return f"{base}{path}{query}"
-
-        rendered = render(
-            req.hook,
-            assessment=assessment,
-            fhir_case=fhir_case,
+        assessment = package.evaluate(reading.case, on)
+        kit = CardKit(
+            package,
+            assessment,
+            reading,
             lang=lang,
-            page_url=page_url,
-            pain_threshold=self.settings.pain_threshold,
-            patient_ref=f"Patient/{req.patient_id}",
+            base_url=self.base_url(request),
+            patient=f"Patient/{req.patient_id}",
             encounter=None if req.encounter_id is None else f"Encounter/{req.encounter_id}",
-            referral_codings=self.referral_codings,
         )
-        issued = [
-            (card_id, topic, " ".join([s["uuid"] for s in suggestions]) if suggestions else "")
-            for (card_id, topic), suggestions in zip(
-                rendered.issued, [c.get("suggestions") for c in rendered.cards], strict=True
-            )
-        ]
-        return rendered.cards, issued
+        package.cards(req.hook, assessment, kit)
+        return kit.cards, kit.issued
 
     async def feedback(self, service_id: str, request: Request) -> Response:
         """Store feedback that matches cards this service issued (all items or none). What
         does not match gets 400 (a suggestion, reason or service the card did not have), 404
         (no such card on record) or 409 (the card has its outcome already), naming the item."""
-        if service_id not in SERVICES:
-            return _unknown_service(service_id)
+        if self.registry.service(service_id) is None:
+            return _unknown_service(service_id, self.registry)
         try:
             await self.authenticate(request, f"/cds-services/{service_id}/feedback")
         except AuthError as exc:
@@ -442,9 +478,10 @@ def _endpoint(
     return endpoint
 
 
-def create_router(settings: Settings) -> APIRouter:
-    """The ``/cds-services`` endpoints."""
-    hooks = CdsHooks(settings)
+def create_router(settings: Settings, registry: Registry | None = None) -> APIRouter:
+    """The ``/cds-services`` endpoints of the services of every guideline in ``registry``
+    (default: the installed ones, :func:`nkr._package.registry`)."""
+    hooks = CdsHooks(settings, registry or _registry())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -474,7 +511,9 @@ def create_router(settings: Settings) -> APIRouter:
         "/cds-services",
         summary="CDS Hooks discovery",
         openapi_extra={"parameters": [_openapi.ACCEPT_LANGUAGE]},
-        responses=_openapi.discovery_responses(),
+        responses=_openapi.discovery_responses(
+            list(dict.fromkeys(s.hook for p in hooks.registry.packages for s in p.services))
+        ),
     )
     async def discover(request: Request) -> Response:
         lang = accept_language(request.headers.get("accept-language"))
@@ -483,26 +522,30 @@ def create_router(settings: Settings) -> APIRouter:
     # One route, and one documented operation, per service: the body a service takes depends
     # on its hook, which one templated path could not document. The templated routes after
     # them answer any other id with a 404 (and are left out of the document).
-    for service in SERVICES.values():
-        router.add_api_route(
-            f"/cds-services/{service.id}",
-            _endpoint(hooks.call, service.id),
-            methods=["POST"],
-            summary=f"Call the {service.hook} service",
-            openapi_extra={
-                "parameters": [_openapi.ACCEPT_LANGUAGE],
-                **_openapi.request_body(_openapi.hook_request(service.hook, fetching=fetching)),
-            },
-            responses=_openapi.call_responses(fetching=fetching, auth=auth),
-        )
-        router.add_api_route(
-            f"/cds-services/{service.id}/feedback",
-            _endpoint(hooks.feedback, service.id),
-            methods=["POST"],
-            summary=f"Feedback on the {service.hook} service's cards",
-            openapi_extra=_openapi.request_body(_openapi.FEEDBACK_REQUEST),
-            responses=_openapi.feedback_responses(auth=auth),
-        )
+    for package in hooks.registry.packages:
+        for service in package.services:
+            request_schema = _openapi.hook_request(
+                service.hook, package.prefetch, fetching=fetching
+            )
+            router.add_api_route(
+                f"/cds-services/{service.id}",
+                _endpoint(hooks.call, service.id),
+                methods=["POST"],
+                summary=f"Call the {service.hook} service",
+                openapi_extra={
+                    "parameters": [_openapi.ACCEPT_LANGUAGE],
+                    **_openapi.request_body(request_schema),
+                },
+                responses=_openapi.call_responses(fetching=fetching, auth=auth),
+            )
+            router.add_api_route(
+                f"/cds-services/{service.id}/feedback",
+                _endpoint(hooks.feedback, service.id),
+                methods=["POST"],
+                summary=f"Feedback on the {service.hook} service's cards",
+                openapi_extra=_openapi.request_body(_openapi.FEEDBACK_REQUEST),
+                responses=_openapi.feedback_responses(auth=auth),
+            )
 
     @router.post("/cds-services/{service_id}", include_in_schema=False)
     async def call(request: Request) -> Response:
