@@ -296,9 +296,9 @@ def feedback_report_command(
 ) -> None:
     """Per card topic: how often cards were shown, accepted and overridden, and why."""
     from nkr._settings import Settings
+    from nkr._texts import generic_texts
     from nkr.cdshooks import DB_NAME, report
     from nkr.cdshooks._feedback import reason_display, topic_label
-    from nkr._texts import generic_texts
 
     folder = data_dir if data_dir is not None else Settings.from_env().data_dir
     rows = report(folder / DB_NAME)

@@ -29,8 +29,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nkr import _metrics
-from nkr._settings import Settings
 from nkr._package import registry
+from nkr._settings import Settings
 from nkr.cdshooks import DB_NAME
 from nkr.cdshooks._feedback import INTERNAL_CALL
 from nkr.fhir import outcome_response

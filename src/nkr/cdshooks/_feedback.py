@@ -527,9 +527,7 @@ class FeedbackStore:
         return rows
 
 
-def _check_outcome(
-    at: str, item: FeedbackItem, codes: tuple[str, ...], suggestions: str
-) -> None:
+def _check_outcome(at: str, item: FeedbackItem, codes: tuple[str, ...], suggestions: str) -> None:
     """An accepted outcome names exactly one suggestion of the card (CDS Hooks requires them,
     and nkr's cards let one be chosen); an overridden one names no suggestion, and a reason
     only if the card offered it (its system and one of ``codes``, its topic's)."""

@@ -81,11 +81,6 @@ def fit(summary: str) -> str:
     return summary if len(summary) < 140 else summary[:138] + "…"
 
 
-def detail(*parts: str) -> str:
-    """A card's detail: its non-empty parts, as paragraphs."""
-    return "\n\n".join([p for p in parts if p])
-
-
 @dataclass(slots=True)
 class Frame:
     """Every text of one guideline's cards that depends only on the guideline and the
@@ -187,7 +182,8 @@ class Frame:
 
 def _new_frame(package: GuidelinePackage, lang: Lang) -> Frame:
     g, texts = package.content, package.texts
-    text = {key: texts(key, lang) for key in texts.keys()}
+    keys = texts.keys()
+    text = {key: texts(key, lang) for key in keys}
     in_force = g.status.in_force
     status = text["card.status-in-force" if in_force else "card.status-not-in-force"]
     return Frame(
@@ -295,7 +291,7 @@ class CardKit:
         return self.frame.guideline.label(term.vocabulary, term.code, self.lang)
 
     def why(self, reason: Reason) -> str:
-        """"Why this card: ..." with the engine's reason."""
+        """The "why this card" line with the engine's reason."""
         return self.frame.why + reason.text(self.frame.guideline, self.lang)
 
     def block(self, rec_id: str) -> str:
@@ -325,6 +321,11 @@ class CardKit:
             else:
                 self._notes = ""
         return self._notes
+
+    @staticmethod
+    def detail(*parts: str) -> str:
+        """A card's detail: its non-empty parts, as paragraphs."""
+        return "\n\n".join([p for p in parts if p])
 
     # -- orders and suggestions ------------------------------------------------------------
 

@@ -364,6 +364,8 @@ CARDS_RESPONSE: Final[Schema] = {
         "systemActions": {"type": "array", "items": _ACTION},
     },
 }
+
+
 def _discovery_response(hooks: Sequence[str]) -> Schema:
     return {
         "type": "object",
@@ -466,7 +468,9 @@ def discovery_responses(hooks: Sequence[str]) -> dict[int | str, Schema]:
     """``GET /cds-services`` listing services of ``hooks``: no patient data, cacheable for a
     few minutes (per language)."""
     return {
-        200: _ok(_discovery_response(hooks), "The services, in the Accept-Language", no_store=False),
+        200: _ok(
+            _discovery_response(hooks), "The services, in the Accept-Language", no_store=False
+        ),
         400: _error(400),
         431: _error(431),
     }

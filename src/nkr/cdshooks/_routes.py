@@ -16,8 +16,8 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
 from nkr import _metrics
-from nkr._errors import InputError
 from nkr._assessment import Term
+from nkr._errors import InputError
 from nkr._guideline import LANGS, Lang
 from nkr._package import GuidelinePackage, Registry
 from nkr._package import registry as _registry
@@ -38,6 +38,7 @@ from nkr.cdshooks._feedback import (
     may_be_pending,
     parse_feedback,
 )
+from nkr.cdshooks._kit import CardKit
 from nkr.cdshooks._request import (
     HookRequest,
     RequestError,
@@ -45,7 +46,6 @@ from nkr.cdshooks._request import (
     check_hook_request,
     parse_hook_request,
 )
-from nkr.cdshooks._kit import CardKit
 from nkr.fhir._fetch import (
     PREFETCH_TEMPLATES,
     RETRY_AFTER_SECONDS,
@@ -230,7 +230,7 @@ class CdsHooks:
         # LEGACY READING (issue 10): today's reading is the default guideline's own; the new
         # reading uses each package's value sets and options instead.
         self.valuesets = load_valuesets(settings.valueset_dir)
-        self.legacy_threshold: int = getattr(known.default, "options").pain_threshold
+        self.legacy_threshold: int = getattr(known.default, "options").pain_threshold  # noqa: B009
         # Deny by default: with no entry nothing is fetched. Entries and each request's
         # fhirServer are compared in one normal form (whole path segments, ".." resolved, no
         # userinfo: nkr.fhir._fetch.normalise_base). The HTTP client is the lifespan's.

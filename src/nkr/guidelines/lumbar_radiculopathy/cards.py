@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from nkr._assessment import Assessment, Notice, RecommendationResult, RecStatus
 from nkr._guideline import Lang, Localized
 from nkr._package import ServiceSpec
-from nkr.cdshooks._kit import detail
 from nkr.guidelines.lumbar_radiculopathy.rules import SURGEON, Course
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ def _overview(a: Assessment, kit: CardKit) -> None:
         topic=OVERVIEW,
         indicator="info",
         summary=summary,
-        detail=detail(
+        detail=kit.detail(
             week,
             block,
             "" if why is None else kit.why(why),
@@ -122,7 +121,18 @@ def _overview(a: Assessment, kit: CardKit) -> None:
     )
 
 
+# By value sets' identity (kept in the value, so that the id is never reused).
+_CODINGS: dict[int, tuple[ValueSets, tuple[dict[str, str], ...]]] = {}
+
+
 def _referral_codings(valuesets: ValueSets) -> tuple[dict[str, str], ...]:
+    hit = _CODINGS.get(id(valuesets))
+    if hit is None:
+        hit = _CODINGS[id(valuesets)] = (valuesets, _referral_codings_of(valuesets))
+    return hit[1]
+
+
+def _referral_codings_of(valuesets: ValueSets) -> tuple[dict[str, str], ...]:
     """The code a suggested referral carries: a deployment's local codes when it has added
     some, else nkr's placeholder."""
     codes = valuesets.get("spine-surgeon-referral").codes
@@ -166,7 +176,9 @@ def _spine_surgeon(
         topic=SURGEON,
         indicator="warning",
         summary=summary,
-        detail=detail(kit.block(rec.id), kit.why(result.reason), kit.notes, kit.footer(SURGEON)),
+        detail=kit.detail(
+            kit.block(rec.id), kit.why(result.reason), kit.notes, kit.footer(SURGEON)
+        ),
         link_to=rec.id,
         suggestions=[suggestion],
     )
@@ -185,7 +197,7 @@ def _safety(notice: Notice, kit: CardKit) -> None:
         topic=SAFETY,
         indicator="critical" if notice.critical else "warning",
         summary=summary,
-        detail=detail(
+        detail=kit.detail(
             f"**{kit.reason(notice.title)}**",
             f"**{kit.reason(notice.text)}**",
             kit.text("safety.action-acute") if notice.critical else "",
@@ -220,7 +232,11 @@ def _caution(result: RecommendationResult, kit: CardKit) -> None:
     # The guideline advises caution (a weak recommendation against, or not good practice
     # routinely), not removal: the choice stays the clinician's.
     suggestions = (
-        [kit.suggestion(kit.text("order.suggestion", intervention=label), actions, recommended=False)]
+        [
+            kit.suggestion(
+                kit.text("order.suggestion", intervention=label), actions, recommended=False
+            )
+        ]
         if actions
         else []
     )
@@ -228,7 +244,7 @@ def _caution(result: RecommendationResult, kit: CardKit) -> None:
         topic=rec.id,
         indicator="warning",
         summary=summary,
-        detail=detail(
+        detail=kit.detail(
             kit.block(rec.id),
             kit.why(result.reason),
             "" if actions or not drafts else kit.text("order.no-reference"),
