@@ -224,9 +224,9 @@ class CdsHooks:
     """What the endpoints share: settings, the installed guidelines, authentication,
     feedback store."""
 
-    def __init__(self, settings: Settings, known: Registry) -> None:
+    def __init__(self, settings: Settings, known: Registry | None = None) -> None:
         self.settings = settings
-        self.registry = known
+        self.registry = known = known or _registry()
         # LEGACY READING (issue 10): today's reading is the default guideline's own; the new
         # reading uses each package's value sets and options instead.
         self.valuesets = load_valuesets(settings.valueset_dir)
@@ -481,7 +481,7 @@ def _endpoint(
 def create_router(settings: Settings, registry: Registry | None = None) -> APIRouter:
     """The ``/cds-services`` endpoints of the services of every guideline in ``registry``
     (default: the installed ones, :func:`nkr._package.registry`)."""
-    hooks = CdsHooks(settings, registry or _registry())
+    hooks = CdsHooks(settings, registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
