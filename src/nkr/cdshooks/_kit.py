@@ -331,7 +331,13 @@ class CardKit:
 
     def drafts(self, concerns: Term) -> list[DraftOrder]:
         """The draft orders of the call that are about ``concerns`` (a rule's outcome)."""
-        return [d for d in self.reading.orders if d.concerns == concerns]
+        # By the code first: comparing the Terms whole costs more, on every order of a call.
+        code, vocabulary = concerns.code, concerns.vocabulary
+        return [
+            d
+            for d in self.reading.orders
+            if d.concerns.code == code and d.concerns.vocabulary == vocabulary
+        ]
 
     def suggestion(
         self, label: str, actions: list[dict[str, Any]], *, recommended: bool

@@ -19,7 +19,7 @@ from nkr import _metrics
 from nkr._assessment import Term
 from nkr._errors import InputError
 from nkr._guideline import LANGS, Lang
-from nkr._package import GuidelinePackage, Registry
+from nkr._package import GuidelinePackage, Registry, ServiceSpec
 from nkr._package import registry as _registry
 from nkr._settings import Settings
 from nkr.cdshooks import _openapi
@@ -227,6 +227,11 @@ class CdsHooks:
     def __init__(self, settings: Settings, known: Registry | None = None) -> None:
         self.settings = settings
         self.registry = known = known or _registry()
+        # Service id -> (its guideline, the service), as Registry.service finds them: a dict,
+        # since every call looks its service up.
+        self.services: dict[str, tuple[GuidelinePackage, ServiceSpec]] = {
+            s.id: (p, s) for p in known.packages for s in p.services
+        }
         # LEGACY READING (issue 10): today's reading is the default guideline's own; the new
         # reading uses each package's value sets and options instead.
         self.valuesets = load_valuesets(settings.valueset_dir)
@@ -297,7 +302,7 @@ class CdsHooks:
             await self.auth.check(_header(request, b"authorization"), public + path)
 
     async def call(self, service_id: str, request: Request) -> Response:
-        found = self.registry.service(service_id)
+        found = self.services.get(service_id)
         if found is None:
             return _unknown_service(service_id, self.registry)
         package, service = found
@@ -428,7 +433,7 @@ class CdsHooks:
         """Store feedback that matches cards this service issued (all items or none). What
         does not match gets 400 (a suggestion, reason or service the card did not have), 404
         (no such card on record) or 409 (the card has its outcome already), naming the item."""
-        if self.registry.service(service_id) is None:
+        if service_id not in self.services:
             return _unknown_service(service_id, self.registry)
         try:
             await self.authenticate(request, f"/cds-services/{service_id}/feedback")
