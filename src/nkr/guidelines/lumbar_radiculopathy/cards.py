@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from nkr._assessment import Assessment, Notice, RecommendationResult, RecStatus
+from nkr._assessment import Assessment, Notice, RecommendationResult, RecStatus, Term
 from nkr._guideline import Lang, Localized
 from nkr._package import ServiceSpec
 from nkr.guidelines.lumbar_radiculopathy.rules import SURGEON, Course
@@ -26,6 +26,8 @@ HOOKS: tuple[str, ...] = ("patient-view", "order-select", "order-sign")
 # The card topics of this guideline besides its recommendations' ids.
 OVERVIEW = "overview"
 SAFETY = "safety"
+# What a suggested referral is, in the case vocabulary.
+REFERRAL = Term("planned", "spine_surgeon_referral")
 
 
 def services(package: LumbarRadiculopathy) -> tuple[ServiceSpec, ...]:
@@ -160,7 +162,7 @@ def _spine_surgeon(
         "intent": "order",
         "code": {
             "coding": list(codings),
-            "text": kit.frame.guideline.label("planned", "spine_surgeon_referral", kit.lang),
+            "text": kit.label(REFERRAL),
         },
         "subject": {"reference": kit.patient},
         "reasonCode": [{"text": kit.text("surgeon.referral-reason")}],
