@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from nkr import _ops, cdshooks, fhir, web
 from nkr._middleware import BodySizeLimit, RequestHeadGuard
+from nkr._package import Registry
 from nkr._settings import Settings
 from nkr.fhir import IssueType, outcome_response
 
@@ -48,8 +49,9 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return outcome_response(400, "invalid", f"{name}: {problem}", expression=name)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application from ``settings`` (default: the ``NKR_*`` environment)."""
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
+    """Build the application from ``settings`` (default: the ``NKR_*`` environment) for the
+    guidelines of ``registry`` (default: the installed ones)."""
     settings = settings or Settings.from_env()
     app = FastAPI(
         title="nkr",
@@ -61,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     # /healthz, /readyz and /metrics (operators' endpoints, no JWT, not in the OpenAPI document).
     app.include_router(_ops.create_router(settings))
-    app.include_router(cdshooks.create_router(settings))
+    app.include_router(cdshooks.create_router(settings, registry))
     app.include_router(fhir.create_router(settings))
     app.include_router(web.create_router(settings))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

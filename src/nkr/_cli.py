@@ -309,7 +309,7 @@ def feedback_report_command(
     """Per card topic: how often cards were shown, accepted and overridden, and why."""
     from nkr._settings import Settings
     from nkr.cdshooks import DB_NAME, report
-    from nkr.cdshooks._feedback import reason_display
+    from nkr.cdshooks._feedback import reason_display, topic_label
 
     folder = data_dir if data_dir is not None else Settings.from_env().data_dir
     rows = report(folder / DB_NAME)
@@ -319,7 +319,7 @@ def feedback_report_command(
             [
                 {
                     "topic": r.topic,
-                    "label": _topic_label(r.topic, language),
+                    "label": topic_label(r.topic, language),
                     "shown": r.shown,
                     "accepted": r.accepted,
                     "overridden": r.overridden,
@@ -350,7 +350,7 @@ def feedback_report_command(
         table.add_column(tx(key, language), justify="right", no_wrap=True)
     table.add_column(tx("report.reasons", language), overflow="fold")
     for r in rows:
-        topic = Text(_topic_label(r.topic, language))
+        topic = Text(topic_label(r.topic, language))
         if r.topic is not None:
             topic.append(f"\n{r.topic}", style="dim")
         reasons = "\n".join(
@@ -358,18 +358,6 @@ def feedback_report_command(
         )
         table.add_row(topic, str(r.shown), str(r.accepted), str(r.overridden), reasons)
     console.print(table)
-
-
-def _topic_label(topic: str | None, lang: Lang) -> str:
-    """A card topic's name as the cards show it, from the guideline whose topic it is; for a
-    topic no installed guideline knows, the code itself."""
-    if topic is None:
-        return t("report.unknown-topic", lang)
-    for package in registry().packages:
-        label = package.topic_label(topic, lang)
-        if label is not None:
-            return label
-    return topic
 
 
 @app.command("serve")

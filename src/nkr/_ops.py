@@ -29,8 +29,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nkr import _metrics
+from nkr._package import registry
 from nkr._settings import Settings
-from nkr.cdshooks import DB_NAME, SERVICES
+from nkr.cdshooks import DB_NAME
 from nkr.cdshooks._feedback import INTERNAL_CALL
 from nkr.fhir import outcome_response
 from nkr.guidelines.lumbar_radiculopathy import guideline
@@ -48,7 +49,6 @@ UNMATCHED: Final = "unmatched"
 _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The routes of service calls: one per service, and a templated one for any other id.
 _CDS_CALL: Final = "/cds-services/{service_id}"
-_CDS_CALL_ROUTES: Final = {f"/cds-services/{service_id}": service_id for service_id in SERVICES}
 
 
 def _json(data: Any, status_code: int = 200) -> Response:
@@ -182,6 +182,9 @@ class Metrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The services of the installed guidelines, by the route of their calls.
+        self._services = frozenset(s.id for p in registry().packages for s in p.services)
+        self._routes = {f"/cds-services/{s}": s for s in self._services}
         # The labelled children, by label values: labels() costs more than the counting.
         self._children: dict[tuple[str, str, int], tuple[tuple[Counter, Histogram], ...]] = {}
 
@@ -210,10 +213,10 @@ class Metrics:
         method = scope["method"] if scope["method"] in _METHODS else "other"
         service = None
         if method == "POST":
-            service = _CDS_CALL_ROUTES.get(template)
+            service = self._routes.get(template)
             if service is None and template == _CDS_CALL:
                 given = scope.get("path_params", {}).get("service_id")
-                service = given if given in SERVICES else "unknown"
+                service = given if given in self._services else "unknown"
         key = (template if service is None else f"{template}|{service}", method, status)
         children = self._children.get(key)
         if children is None:

@@ -29,10 +29,6 @@ from nkr._errors import InputError, describe_validation_error
 # one nkr ships (the only place outside nkr.guidelines that names it).
 DEFAULT_GUIDELINE = "nkr-lumbal-radikulopati"
 
-# The guideline does not define "severe and disabling pain". Where nkr derives it from a 0-10
-# pain score (NRS), this is the threshold it assumes unless a deployment configures another.
-DEFAULT_PAIN_THRESHOLD = 7
-
 # A Host header value (RFC 9110: uri-host [":" port]) as nkr accepts it: a DNS-style name or
 # IPv4 address, or an IPv6 address in brackets, and ASCII digits for the port. Anything else
 # (userinfo, spaces, a path, non-ASCII) is not a host.
@@ -70,7 +66,6 @@ class Settings(BaseModel):
     # The guideline the command line and the web app's start page use by default (an id of
     # `nkr guidelines`); unset: the only one installed, or DEFAULT_GUIDELINE.
     guideline: str | None = None
-    pain_threshold: int = Field(default=DEFAULT_PAIN_THRESHOLD, ge=0, le=10)
     # A folder of extra value-set files with a deployment's local codes.
     valueset_dir: Path | None = None
     cors_origins: tuple[str, ...] = ()

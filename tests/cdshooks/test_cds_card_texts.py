@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-import nkr
 from nkr._guideline import Lang
+from nkr.guidelines import lumbar_radiculopathy as lr
 from nkr.web import _cds
 
 from .conftest import Cds
@@ -30,7 +30,7 @@ from .fhir_data import (
     today,
 )
 
-G = nkr.guideline()
+G = lr.package().content
 LANGS: tuple[Lang, ...] = ("da", "en")
 ACUTE = ("cauda_equina", "progressive_paresis")
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import nkr
+from nkr.guidelines import lumbar_radiculopathy as lr
 
 from .conftest import Cds
 from .fhir_data import (
@@ -30,7 +31,7 @@ from .fhir_data import (
     today,
 )
 
-G = nkr.guideline()
+G = lr.package().content
 
 
 def topics(cards: list[dict[str, Any]]) -> list[str]:
@@ -103,8 +104,8 @@ def test_in_scope_overview_card(cds: Cds) -> None:
     # Onset 20 days ago: week 3 of 12.
     assert "uge 3 af 12" in card["summary"]
     assert "↑" in card["summary"]
-    assessment = nkr.evaluate(
-        nkr.Case(
+    assessment = lr.evaluate(
+        lr.Case(
             age=45,
             symptom_onset=today() - dt.timedelta(days=20),
             signs=frozenset({"radicular_leg_pain"}),
@@ -116,7 +117,7 @@ def test_in_scope_overview_card(cds: Cds) -> None:
         rec = result.recommendation
         if result.status is nkr.RecStatus.APPLIES:
             assert f"**{rec.symbols}** {rec.wording('da')}" in card["detail"]
-    assert card["links"][0]["url"] == f"{cds.base}/"
+    assert card["links"][0]["url"] == f"{cds.base}/lumbal-radikulopati/"
 
 
 def test_every_card_names_source_version_and_status(cds: Cds) -> None:
@@ -141,7 +142,7 @@ def test_notes_and_assumptions_are_shown_as_such(cds: Cds) -> None:
     assert "The software's assumptions (not from the guideline)" in detail
     assert "week 2 of 12" in card["summary"]
     # The link opens the web app's page in the card's language.
-    assert card["links"][0]["url"] == f"{cds.base}/?lang=en"
+    assert card["links"][0]["url"] == f"{cds.base}/lumbal-radikulopati/?lang=en"
 
 
 @pytest.mark.parametrize(
@@ -165,7 +166,9 @@ def test_spine_surgeon_due_and_overdue(cds: Cds, onset_days_ago: int, expected: 
     assert ("overskredet" in card["summary"]) is overdue
     rec = G.recommendation("spine-surgeon-assessment")
     assert rec.wording("da") in card["detail"]
-    assert card["links"][0]["url"] == f"{cds.base}/anbefalinger/spine-surgeon-assessment"
+    assert card["links"][0]["url"] == (
+        f"{cds.base}/lumbal-radikulopati/anbefalinger/spine-surgeon-assessment"
+    )
     [suggestion] = card["suggestions"]
     [action] = suggestion["actions"]
     assert action["type"] == "create"
@@ -273,7 +276,7 @@ def test_each_draft_order_type_warns_with_delete(cds: Cds, hook: str, kind: str)
     ]
     assert len(card["overrideReasons"]) >= 2
     assert all(r["system"] and r["code"] and r["display"] for r in card["overrideReasons"])
-    assert card["links"][0]["url"] == f"{cds.base}/anbefalinger/{topic}"
+    assert card["links"][0]["url"] == f"{cds.base}/lumbal-radikulopati/anbefalinger/{topic}"
 
 
 @pytest.mark.parametrize(

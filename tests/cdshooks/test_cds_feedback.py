@@ -12,12 +12,11 @@ import httpx
 import orjson
 import pytest
 
-import nkr
 from nkr._cli import main
 from nkr._guideline import Lang
 from nkr.cdshooks import FeedbackStore
 from nkr.cdshooks._feedback import parse_feedback
-from nkr.cdshooks._texts import texts
+from nkr.guidelines import lumbar_radiculopathy as lr
 
 from .conftest import Cds, ServerProcess
 from .fhir_data import SERVICE_IDS, hook_request, service_request
@@ -207,13 +206,13 @@ def test_report_in_the_report_language_untruncated(
     # The full topic code, and its name in the report's language.
     assert "spine-surgeon-assessment" in out
     assert "acupuncture" in out
-    g = nkr.guideline()
+    g = lr.package().content
     topics, reasons = column_text(out, 1), column_text(out, 5)
     for rec_id in ("spine-surgeon-assessment", "acupuncture", "mri"):
         assert g.recommendation(rec_id).label(lang) in topics
     # Known reasons in the report's language, whatever display the EHR sent; unknown ones as
     # stored, or by their code.
-    tx = texts()
+    tx = lr.package().texts
     for code in ("referral-not-indicated", "patient-preference"):
         assert f"1 × {tx(f'override-reasons.{code}', lang)}" in reasons
     assert "1 × Lokal begrundelse" in reasons

@@ -28,7 +28,6 @@ from nkr._devserver import start_server, stop_server
 from nkr._errors import InputError
 from nkr._settings import Settings
 from nkr.cdshooks import FeedbackStore, report
-from nkr.cdshooks._cards import Uuids
 from nkr.cdshooks._feedback import (
     DB_NAME,
     FLUSH_SECONDS,
@@ -37,6 +36,7 @@ from nkr.cdshooks._feedback import (
     may_be_pending,
     parse_feedback,
 )
+from nkr.cdshooks._kit import Uuids
 
 from .conftest import Cds, ServerProcess
 from .fhir_data import SERVICE_IDS, hook_request, pain, procedure, radiculopathy, service_request

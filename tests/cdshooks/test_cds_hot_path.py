@@ -11,8 +11,8 @@ from pathlib import Path
 from starlette.requests import Request
 
 from nkr._settings import Settings
-from nkr.cdshooks._cards import Uuids
 from nkr.cdshooks._feedback import ROWS_PER_INSERT, FeedbackStore
+from nkr.cdshooks._kit import Uuids
 from nkr.cdshooks._routes import BASE_URLS_KEPT, CdsHooks
 
 

@@ -36,7 +36,10 @@ def test_public_base_url_for_links(server_factory: ServerFactory) -> None:
     base = server_factory({"NKR_PUBLIC_BASE_URL": "https://cds.example.org/nkr/"})
     body = hook_request("order-sign", drafts=[service_request("acupuncture", "a")])
     [card] = Cds(base).cards("order-sign", body)
-    assert card["links"][0]["url"] == "https://cds.example.org/nkr/anbefalinger/acupuncture"
+    assert (
+        card["links"][0]["url"]
+        == "https://cds.example.org/nkr/lumbal-radikulopati/anbefalinger/acupuncture"
+    )
     assert httpx.get(f"{base}/cds-services").status_code == 200
 
 

@@ -3,7 +3,6 @@ its boundaries, through the one typed reader."""
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -854,12 +853,3 @@ def _realistic_patient() -> dict[str, Any]:
     }
 
 
-def test_the_mapping_is_pure_and_leaves_its_input_alone() -> None:
-    data = _realistic_patient()
-    before = copy.deepcopy(data)
-    first, second = build(**data), build(**data)
-    assert first == second
-    assert data == before
-    assert first.case is not None
-    assert first.case.planned == frozenset({"mri", "bed_rest"})
-    assert first.case.spine_surgeon_assessment == "none"

@@ -2,7 +2,8 @@
 
 Stored for each card issued: its uuid, service, topic, the uuids of its suggestions and when
 it was issued, so that feedback can be checked against the card (the override reasons a card
-offers follow from its topic: ``override-reasons-by-topic`` in ``messages.toml``). Card records
+offers follow from its topic: the list ``override-reasons-by-topic`` of the texts of the
+service's guideline). Card records
 are kept ``NKR_CARD_RETENTION_DAYS`` days; pruned cards are counted in ``pruned_shown`` so that
 the report's "shown" counts stay whole. For each feedback item: the card's uuid and topic, the
 service, the outcome, accepted suggestion ids, the override reason's coding, the outcome
@@ -31,10 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from nkr._errors import InputError, describe_validation_error
 from nkr._guideline import Lang
-from nkr.cdshooks._cards import OVERRIDE_REASON_SYSTEM, OVERVIEW, SAFETY, topic_display
-from nkr.cdshooks._texts import texts
+from nkr._package import Registry, registry
+from nkr._texts import t
+from nkr.cdshooks._kit import OVERRIDE_REASON_SYSTEM
 from nkr.fhir._outcome import IssueType
-from nkr.guidelines.lumbar_radiculopathy import guideline
 
 log = logging.getLogger("nkr.cdshooks")
 
@@ -227,6 +228,9 @@ class FeedbackStore:
     retention_days: int = 90
     # Seconds since the epoch: when a card is issued, and "now" for the retention.
     clock: Callable[[], float] = time.time
+    # The guidelines whose services' cards are on record (None: the installed ones): a card's
+    # override reasons are its guideline's for its topic.
+    registry: Registry | None = None
     _conn: sqlite3.Connection = field(init=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     # (service, when, cards) for each call whose cards are not yet written.
@@ -300,8 +304,9 @@ class FeedbackStore:
         *,
         retention_days: int = 90,
         clock: Callable[[], float] = time.time,
+        registry: Registry | None = None,
     ) -> FeedbackStore:
-        return cls(data_dir / DB_NAME, retention_days, clock)
+        return cls(data_dir / DB_NAME, retention_days, clock, registry)
 
     def close(self) -> None:
         self.flush()
@@ -449,6 +454,12 @@ class FeedbackStore:
                 raise
             self._conn.execute("COMMIT")
 
+    def _override_reasons(self, service: str, topic: str) -> tuple[str, ...]:
+        found = (self.registry or registry()).service(service)
+        if found is None:
+            return ()
+        return found[0].texts.lists("override-reasons-by-topic").get(topic, ())
+
     def _checked_rows(
         self, service: str, request: FeedbackRequest, received: str
     ) -> list[tuple[Any, ...]]:
@@ -497,7 +508,7 @@ class FeedbackStore:
                     "first is kept",
                 )
             seen.add(item.card)
-            _check_outcome(at, item, topic, suggestions)
+            _check_outcome(at, item, self._override_reasons(service, topic), suggestions)
             reason = item.overrideReason.reason if item.overrideReason else None
             rows.append(
                 (
@@ -516,10 +527,10 @@ class FeedbackStore:
         return rows
 
 
-def _check_outcome(at: str, item: FeedbackItem, topic: str, suggestions: str) -> None:
+def _check_outcome(at: str, item: FeedbackItem, codes: tuple[str, ...], suggestions: str) -> None:
     """An accepted outcome names exactly one suggestion of the card (CDS Hooks requires them,
     and nkr's cards let one be chosen); an overridden one names no suggestion, and a reason
-    only if the card offered it (its system and code)."""
+    only if the card offered it (its system and one of ``codes``, its topic's)."""
     if item.outcome == "accepted":
         if item.overrideReason is not None:
             raise FeedbackRefused(
@@ -550,7 +561,6 @@ def _check_outcome(at: str, item: FeedbackItem, topic: str, suggestions: str) ->
     reason = item.overrideReason.reason if item.overrideReason else None
     if reason is None:
         return  # overridden without a reason (the HL7 sandbox's "dismiss")
-    codes = texts().override_reasons_by_topic.get(topic, ())
     if reason.system != OVERRIDE_REASON_SYSTEM or reason.code not in codes:
         raise FeedbackRefused(
             400,
@@ -565,24 +575,29 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
-def reason_display(code: str | None, stored: str | None, lang: Lang) -> str:
+def reason_display(
+    code: str | None, stored: str | None, lang: Lang, known: Registry | None = None
+) -> str:
     """An override reason as the report shows it: nkr's own text in ``lang`` for nkr's codes
     (whatever display the EHR sent back); for other codes, the display the EHR sent, or the
-    code; a dash when no reason was given."""
-    tx = texts()
-    if code is not None and tx.has(f"override-reasons.{code}"):
-        return tx(f"override-reasons.{code}", lang)
+    code; a dash when no reason was given. ``known``: the guidelines (default: installed)."""
+    if code is not None:
+        key = f"override-reasons.{code}"
+        for package in (known or registry()).packages:
+            if package.texts.has(key):
+                return package.texts(key, lang)
     return stored or code or "–"
 
 
-def topic_label(topic: str | None, lang: Lang) -> str:
-    """A card topic's name for people in ``lang``, as the cards show it; for a topic this
-    version of nkr does not know, the code itself."""
+def topic_label(topic: str | None, lang: Lang, known: Registry | None = None) -> str:
+    """A card topic's name for people in ``lang``, as the cards show it (the first installed
+    guideline that knows it names it); for a topic no guideline knows, the code itself."""
     if topic is None:
-        return texts()("report.unknown-topic", lang)
-    g = guideline()
-    if topic in (OVERVIEW, SAFETY) or topic in g.by_id:
-        return topic_display(g, topic, lang)
+        return t("report.unknown-topic", lang)
+    for package in (known or registry()).packages:
+        label = package.topic_label(topic, lang)
+        if label is not None:
+            return label
     return topic
 
 

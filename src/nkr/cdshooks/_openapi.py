@@ -9,11 +9,11 @@ documented status, content type, body and headers. Hence:
 - one operation per service: a service takes only its own hook, and order-select and
   order-sign need their draft orders, which one templated path could not say;
 - a constraint is in a schema only where the service checks it on every request. What is
-  checked only in some cases (a birth date is read only when the patient has a lumbar
-  radiculopathy diagnosis; an Observation only then) is described in words, not in the
-  schema, where a schema-breaking value the service never reads would be "accepted";
-- the prefetch keys are required unless fetching is configured (``NKR_FHIR_SERVERS``): the
-  document is built from the settings.
+  checked only in some cases (a birth date is read only when the patient has a diagnosis the
+  guideline is about; an Observation only then) is described in words, not in the schema,
+  where a schema-breaking value the service never reads would be "accepted";
+- the prefetch keys are the guideline's (its templates say what each holds), required unless
+  fetching is configured (``NKR_FHIR_SERVERS``): the document is built from the settings.
 
 What no JSON Schema can say (that ``selections`` name entries of ``draftOrders``, that feedback
 names a card this service issued) is in the descriptions.
@@ -21,10 +21,10 @@ names a card this service issued) is in the descriptions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from nkr.cdshooks._request import LANG_EXTENSION, PREFETCH_TYPES
-from nkr.cdshooks._services import HOOKS
+from nkr.cdshooks._request import LANG_EXTENSION
 
 Schema = dict[str, Any]
 
@@ -103,33 +103,46 @@ def _bundle(resource: Schema, description: str) -> Schema:
 
 
 _READ_WITH_A_CASE = (
-    " Read only when the patient has a current lumbar radiculopathy Condition: then each "
-    "resource needs a non-empty resourceType and a string id, and the fields the mapping "
-    "reads (README: Data in) their FHIR types, or the answer is 400 naming the field."
+    " Read only when the patient has a current Condition the guideline is about: then each "
+    "resource needs a non-empty resourceType and a string id, and the fields the guideline's "
+    "reading uses (README: Data in) their FHIR types, or the answer is 400 naming the field."
 )
-_PATIENT: Final[Schema] = {
-    "type": "object",
-    "description": "The Patient. Its birthDate (a FHIR date, ASCII digits) is read only when "
-    "the patient has a current lumbar radiculopathy Condition; then a missing, malformed, "
-    "future or more than 130 years old birth date is a note or a 400 naming the field.",
-    "required": ["resourceType"],
-    "properties": {"resourceType": {"const": "Patient"}},
-}
-_PREFETCH_BUNDLES: Final[dict[str, Schema]] = {
-    "conditions": _bundle(
-        _typed_resources({"Condition": "code"}),
-        "A searchset Bundle of Conditions (other resource types are skipped). For a Condition "
-        "in the lumbar-radiculopathy or red-flags value set, clinicalStatus, "
-        "verificationStatus and the onset (onsetDateTime, onsetPeriod.start, recordedDate: "
-        "FHIR dateTimes, ASCII digits, not after today) are read and checked too.",
-    ),
-    "observations": _bundle(
-        {"type": "object"},
-        "A searchset Bundle of pain-intensity Observations." + _READ_WITH_A_CASE,
-    ),
-    "procedures": _bundle({"type": "object"}, "A searchset Bundle." + _READ_WITH_A_CASE),
-    "serviceRequests": _bundle({"type": "object"}, "A searchset Bundle." + _READ_WITH_A_CASE),
-}
+# The resource types whose coded field is read on every request (to find the resources a
+# guideline's value sets hold), so checked in every resource of that type.
+_CODED_ALWAYS: Final = {"Condition": "code"}
+
+
+def _resource_type(template: str) -> tuple[str, bool]:
+    """The FHIR resource type a prefetch template asks for, and whether it is a search (a
+    searchset Bundle) rather than one resource."""
+    path, search, _ = template.partition("?")
+    return path.split("/", 1)[0], bool(search)
+
+
+def _prefetch_key(template: str) -> Schema:
+    rtype, search = _resource_type(template)
+    if not search:
+        return {
+            "type": "object",
+            "description": f"The {rtype} ({template}). Its fields are read only when the "
+            "patient has a current Condition the guideline is about; then a missing or "
+            "malformed field the guideline reads is a note or a 400 naming the field.",
+            "required": ["resourceType"],
+            "properties": {"resourceType": {"const": rtype}},
+        }
+    coded = _CODED_ALWAYS.get(rtype)
+    if coded is not None:
+        return _bundle(
+            _typed_resources({rtype: coded}),
+            f"A searchset Bundle of {rtype}s ({template}; other resource types are skipped). "
+            f"A {rtype} whose {coded} is in one of the guideline's value sets has the fields "
+            "the guideline reads checked too (README: Data in).",
+        )
+    return _bundle(
+        {"type": "object"}, f"A searchset Bundle of {rtype}s ({template})." + _READ_WITH_A_CASE
+    )
+
+
 _DRAFT_ORDER: Final[Schema] = _typed_resources(
     {
         "ServiceRequest": "code",
@@ -140,11 +153,8 @@ _DRAFT_ORDER: Final[Schema] = _typed_resources(
 )
 
 
-def _prefetch(*, fetching: bool) -> Schema:
-    keys = {
-        key: _or_null(_PATIENT if key == "patient" else _PREFETCH_BUNDLES[key])
-        for key in PREFETCH_TYPES
-    }
+def _prefetch(prefetch: Mapping[str, str], *, fetching: bool) -> Schema:
+    keys = {key: _or_null(_prefetch_key(template)) for key, template in prefetch.items()}
     schema: Schema = {"type": "object", "properties": keys}
     if fetching:
         schema["description"] = (
@@ -152,7 +162,7 @@ def _prefetch(*, fetching: bool) -> Schema:
             "when NKR_FHIR_SERVERS allows it (else 412)."
         )
     else:
-        schema["required"] = list(PREFETCH_TYPES)
+        schema["required"] = list(prefetch)
         schema["description"] = (
             "Every prefetch key (null: no data): this deployment fetches nothing "
             "(NKR_FHIR_SERVERS is not set), so a request without one is answered 412."
@@ -187,9 +197,10 @@ def _context(hook: str) -> Schema:
     }
 
 
-def hook_request(hook: str, *, fetching: bool) -> Schema:
-    """The request body a service for ``hook`` accepts; ``fetching``: whether missing
-    prefetch keys may be fetched (``NKR_FHIR_SERVERS`` is set)."""
+def hook_request(hook: str, prefetch: Mapping[str, str], *, fetching: bool) -> Schema:
+    """The request body a service for ``hook`` with the prefetch templates ``prefetch``
+    accepts; ``fetching``: whether missing prefetch keys may be fetched (``NKR_FHIR_SERVERS``
+    is set)."""
     required = ["hook", "hookInstance", "context"]
     if not fetching:
         required.append("prefetch")
@@ -214,9 +225,9 @@ def hook_request(hook: str, *, fetching: bool) -> Schema:
             ),
             "context": _context(hook),
             # Without fetching, a null prefetch is as incomplete as none (412).
-            "prefetch": _or_null(_prefetch(fetching=True))
+            "prefetch": _or_null(_prefetch(prefetch, fetching=True))
             if fetching
-            else _prefetch(fetching=False),
+            else _prefetch(prefetch, fetching=False),
             "extension": _or_null(
                 {
                     "type": "object",
@@ -353,27 +364,32 @@ CARDS_RESPONSE: Final[Schema] = {
         "systemActions": {"type": "array", "items": _ACTION},
     },
 }
-DISCOVERY_RESPONSE: Final[Schema] = {
-    "type": "object",
-    "required": ["services"],
-    "properties": {
-        "services": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["hook", "id", "description"],
-                "properties": {
-                    "hook": {"enum": list(HOOKS)},
-                    "id": _NONEMPTY,
-                    "title": {"type": "string"},
-                    "description": {"type": "string"},
-                    "prefetch": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "usageRequirements": {"type": "string"},
+
+
+def _discovery_response(hooks: Sequence[str]) -> Schema:
+    return {
+        "type": "object",
+        "required": ["services"],
+        "properties": {
+            "services": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["hook", "id", "description"],
+                    "properties": {
+                        "hook": {"enum": list(hooks)},
+                        "id": _NONEMPTY,
+                        "title": {"type": "string"},
+                        "description": {"type": "string"},
+                        "prefetch": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "usageRequirements": {"type": "string"},
+                    },
                 },
-            },
-        }
-    },
-}
+            }
+        },
+    }
+
+
 FEEDBACK_RESPONSE: Final[Schema] = {
     "type": "object",
     "maxProperties": 0,
@@ -448,10 +464,13 @@ def _ok(schema: Schema, description: str, *, no_store: bool) -> Schema:
     return ok
 
 
-def discovery_responses() -> dict[int | str, Schema]:
-    """``GET /cds-services``: no patient data, cacheable for a few minutes (per language)."""
+def discovery_responses(hooks: Sequence[str]) -> dict[int | str, Schema]:
+    """``GET /cds-services`` listing services of ``hooks``: no patient data, cacheable for a
+    few minutes (per language)."""
     return {
-        200: _ok(DISCOVERY_RESPONSE, "The services, in the Accept-Language", no_store=False),
+        200: _ok(
+            _discovery_response(hooks), "The services, in the Accept-Language", no_store=False
+        ),
         400: _error(400),
         431: _error(431),
     }

@@ -196,13 +196,3 @@ def accept_language(header: str | None) -> Lang:
             best = candidate
     return "da" if best is None else best[2]
 
-
-def __getattr__(name: str) -> Any:
-    # Until nkr.cdshooks._openapi documents each guideline's own prefetch (another slice of
-    # issue 10): the default guideline's keys, with the resource type each template reads.
-    if name == "PREFETCH_TYPES":
-        from nkr._package import registry
-
-        templates = registry().default.prefetch
-        return {key: t.split("?", 1)[0].split("/", 1)[0] for key, t in templates.items()}
-    raise AttributeError(name)

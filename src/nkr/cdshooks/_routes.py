@@ -9,7 +9,7 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
@@ -17,8 +17,9 @@ from starlette.responses import Response
 
 from nkr import _metrics
 from nkr._errors import InputError
-from nkr._guideline import Lang
-from nkr._package import GuidelinePackage, Registry, registry
+from nkr._guideline import LANGS, Lang
+from nkr._package import GuidelinePackage, Registry, ServiceSpec
+from nkr._package import registry as _registry
 from nkr._settings import Settings
 from nkr.cdshooks import _openapi
 from nkr.cdshooks._auth import (
@@ -28,7 +29,6 @@ from nkr.cdshooks._auth import (
     ReplayStore,
     parse_issuers,
 )
-from nkr.cdshooks._cards import render
 from nkr.cdshooks._feedback import (
     INTERNAL_CALL,
     RECHECK_SECONDS,
@@ -37,13 +37,13 @@ from nkr.cdshooks._feedback import (
     may_be_pending,
     parse_feedback,
 )
+from nkr.cdshooks._kit import CardKit
 from nkr.cdshooks._request import (
     HookRequest,
     RequestError,
     accept_language,
     parse_hook_request,
 )
-from nkr.cdshooks._services import SERVICES, discovery
 from nkr.fhir._fetch import (
     RETRY_AFTER_SECONDS,
     FetchBusy,
@@ -56,11 +56,6 @@ from nkr.fhir._fetch import (
 from nkr.fhir._outcome import input_error_response, outcome_response
 from nkr.fhir._read import record_from_prefetch
 from nkr.fhir._reading import FhirReading
-from nkr.fhir._valuesets import ValueSets
-from nkr.guidelines.lumbar_radiculopathy import evaluate, guideline
-
-if TYPE_CHECKING:
-    from nkr.fhir._mapping import FhirCase
 
 log = logging.getLogger("nkr.cdshooks")
 
@@ -121,12 +116,34 @@ def _not_json(request: Request) -> Response | None:
     )
 
 
-def _unknown_service(service_id: str) -> Response:
+def _unknown_service(service_id: str, known: Registry) -> Response:
+    ids = ", ".join(s.id for p in known.packages for s in p.services)
     return outcome_response(
-        404,
-        "not-found",
-        f"unknown CDS service '{service_id[:80]}' (expected one of: {', '.join(SERVICES)})",
+        404, "not-found", f"unknown CDS service '{service_id[:80]}' (expected one of: {ids})"
     )
+
+
+def _discovery(known: Registry) -> dict[Lang, bytes]:
+    """``GET /cds-services`` in each language: the services of every installed guideline,
+    each with its guideline's prefetch templates."""
+    return {
+        lang: orjson.dumps(
+            {
+                "services": [
+                    {
+                        "hook": s.hook,
+                        "id": s.id,
+                        "title": s.title(lang),
+                        "description": s.description(lang),
+                        "prefetch": dict(p.prefetch),
+                    }
+                    for p in known.packages
+                    for s in p.services
+                ]
+            }
+        )
+        for lang in LANGS
+    }
 
 
 def _unauthorized(exc: AuthError) -> Response:
@@ -162,27 +179,18 @@ def _ensure_logging() -> None:
         root.propagate = False
 
 
-def _referral_codings(valuesets: ValueSets) -> tuple[dict[str, str], ...]:
-    """The code a suggested referral carries: a deployment's local codes when it has added
-    some, else nkr's placeholder."""
-    codes = valuesets.get("spine-surgeon-referral").codes
-    local = [c for c in codes if c.provenance_kind == "local"]
-    chosen = local[:1] or [c for c in codes if c.code == "spine-surgeon-referral"][:1] or codes[:1]
-    return tuple(
-        {"system": c.system, "code": c.code} | ({"display": c.display} if c.display else {})
-        for c in chosen
-    )
-
-
 class CdsHooks:
-    """What the endpoints share: settings, value sets, authentication, feedback store."""
+    """What the endpoints share: settings, the installed guidelines, authentication,
+    feedback store."""
 
-    def __init__(self, settings: Settings, guidelines: Registry | None = None) -> None:
+    def __init__(self, settings: Settings, known: Registry | None = None) -> None:
         self.settings = settings
-        self.registry = guidelines or registry()
-        self.guideline = guideline()
-        self.valuesets = self.registry.default.valuesets
-        self.referral_codings = _referral_codings(self.valuesets)
+        self.registry = known = known or _registry()
+        # Service id -> (its guideline, the service), as Registry.service finds them: a dict,
+        # since every call looks its service up.
+        self.services: dict[str, tuple[GuidelinePackage, ServiceSpec]] = {
+            s.id: (p, s) for p in known.packages for s in p.services
+        }
         # Deny by default: with no entry nothing is fetched. Entries and each request's
         # fhirServer are compared in one normal form (whole path segments, ".." resolved, no
         # userinfo: nkr.fhir._fetch.normalise_base). The HTTP client is the lifespan's.
@@ -194,12 +202,9 @@ class CdsHooks:
             settings.fhir_max_concurrent_fetches,
         )
         self._base_urls: dict[tuple[object, ...], str] = {}
-        self.discovery = {
-            lang: orjson.dumps(doc)
-            for lang, doc in discovery(dict(self.registry.default.prefetch)).items()
-        }
+        self.discovery = _discovery(known)
         self.store = FeedbackStore.in_dir(
-            settings.data_dir, retention_days=settings.card_retention_days
+            settings.data_dir, retention_days=settings.card_retention_days, registry=known
         )
         issuers = parse_issuers(settings.jwt_issuers)
         # The replay store is SQLite in the data folder: shared by every worker, kept across
@@ -252,9 +257,9 @@ class CdsHooks:
             await self.auth.check(_header(request, b"authorization"), public + path)
 
     async def call(self, service_id: str, request: Request) -> Response:
-        found = self.registry.service(service_id)
+        found = self.services.get(service_id)
         if found is None:
-            return _unknown_service(service_id)
+            return _unknown_service(service_id, self.registry)
         package, service = found
         if self.auth is not None:
             try:
@@ -269,9 +274,7 @@ class CdsHooks:
         try:
             hook_request, reading = await self._read(package, body, service.hook, on)
             lang = hook_request.lang or accept_language(_header(request, b"accept-language"))
-            cards, issued = self._cards(
-                hook_request, _old_fhir_case(reading, package), on, lang, request
-            )
+            cards, issued = self._cards(package, hook_request, reading, on, lang, request)
         except PrefetchUnavailable as exc:
             return outcome_response(412, "incomplete", str(exc))
         except FetchBusy as exc:
@@ -320,47 +323,38 @@ class CdsHooks:
         )
 
     def _cards(
-        self, req: HookRequest, fhir_case: FhirCase, on: dt.date, lang: Lang, request: Request
+        self,
+        package: GuidelinePackage,
+        req: HookRequest,
+        reading: FhirReading,
+        on: dt.date,
+        lang: Lang,
+        request: Request,
     ) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
-        """The cards, and for the feedback store each card's uuid, topic and suggestion
-        uuids (space-separated): what feedback on the card is checked against."""
-        if fhir_case.case is None:
+        """The cards by the guideline's card rules, and for the feedback store each card's
+        uuid, topic and suggestion uuids (space-separated): what feedback on the card is
+        checked against."""
+        if reading.case is None:
             return [], []
-        assessment = evaluate(fhir_case.case, self.guideline, on)
-        base = self.base_url(request)
-
-        # The web app's pages, in the card's language (Danish is the pages' default).
-        query = "?lang=en" if lang == "en" else ""
-
-        def page_url(rec_id: str | None) -> str:
-            path = "/" if rec_id is None else f"/anbefalinger/{rec_id}"
-            return f"{base}{path}{query}"
-
-        rendered = render(
-            req.hook,
-            assessment=_OldAssessment(assessment),  # type: ignore[arg-type]
-            fhir_case=fhir_case,
+        assessment = package.evaluate(reading.case, on)
+        kit = CardKit(
+            package,
+            assessment,
+            reading,
             lang=lang,
-            page_url=page_url,
-            pain_threshold=self.settings.pain_threshold,
-            patient_ref=f"Patient/{req.patient_id}",
+            base_url=self.base_url(request),
+            patient=f"Patient/{req.patient_id}",
             encounter=None if req.encounter_id is None else f"Encounter/{req.encounter_id}",
-            referral_codings=self.referral_codings,
         )
-        issued = [
-            (card_id, topic, " ".join([s["uuid"] for s in suggestions]) if suggestions else "")
-            for (card_id, topic), suggestions in zip(
-                rendered.issued, [c.get("suggestions") for c in rendered.cards], strict=True
-            )
-        ]
-        return rendered.cards, issued
+        package.cards(req.hook, assessment, kit)
+        return kit.cards, kit.issued
 
     async def feedback(self, service_id: str, request: Request) -> Response:
         """Store feedback that matches cards this service issued (all items or none). What
         does not match gets 400 (a suggestion, reason or service the card did not have), 404
         (no such card on record) or 409 (the card has its outcome already), naming the item."""
-        if service_id not in SERVICES:
-            return _unknown_service(service_id)
+        if service_id not in self.services:
+            return _unknown_service(service_id, self.registry)
         try:
             await self.authenticate(request, f"/cds-services/{service_id}/feedback")
         except AuthError as exc:
@@ -409,9 +403,10 @@ def _endpoint(
     return endpoint
 
 
-def create_router(settings: Settings) -> APIRouter:
-    """The ``/cds-services`` endpoints."""
-    hooks = CdsHooks(settings)
+def create_router(settings: Settings, registry: Registry | None = None) -> APIRouter:
+    """The ``/cds-services`` endpoints of the services of every guideline in ``registry``
+    (default: the installed ones, :func:`nkr._package.registry`)."""
+    hooks = CdsHooks(settings, registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -442,7 +437,9 @@ def create_router(settings: Settings) -> APIRouter:
         "/cds-services",
         summary="CDS Hooks discovery",
         openapi_extra={"parameters": [_openapi.ACCEPT_LANGUAGE]},
-        responses=_openapi.discovery_responses(),
+        responses=_openapi.discovery_responses(
+            list(dict.fromkeys(s.hook for p in hooks.registry.packages for s in p.services))
+        ),
     )
     async def discover(request: Request) -> Response:
         lang = accept_language(request.headers.get("accept-language"))
@@ -451,26 +448,30 @@ def create_router(settings: Settings) -> APIRouter:
     # One route, and one documented operation, per service: the body a service takes depends
     # on its hook, which one templated path could not document. The templated routes after
     # them answer any other id with a 404 (and are left out of the document).
-    for service in SERVICES.values():
-        router.add_api_route(
-            f"/cds-services/{service.id}",
-            _endpoint(hooks.call, service.id),
-            methods=["POST"],
-            summary=f"Call the {service.hook} service",
-            openapi_extra={
-                "parameters": [_openapi.ACCEPT_LANGUAGE],
-                **_openapi.request_body(_openapi.hook_request(service.hook, fetching=fetching)),
-            },
-            responses=_openapi.call_responses(fetching=fetching, auth=auth),
-        )
-        router.add_api_route(
-            f"/cds-services/{service.id}/feedback",
-            _endpoint(hooks.feedback, service.id),
-            methods=["POST"],
-            summary=f"Feedback on the {service.hook} service's cards",
-            openapi_extra=_openapi.request_body(_openapi.FEEDBACK_REQUEST),
-            responses=_openapi.feedback_responses(auth=auth),
-        )
+    for package in hooks.registry.packages:
+        for service in package.services:
+            request_schema = _openapi.hook_request(
+                service.hook, package.prefetch, fetching=fetching
+            )
+            router.add_api_route(
+                f"/cds-services/{service.id}",
+                _endpoint(hooks.call, service.id),
+                methods=["POST"],
+                summary=f"Call the {service.hook} service",
+                openapi_extra={
+                    "parameters": [_openapi.ACCEPT_LANGUAGE],
+                    **_openapi.request_body(request_schema),
+                },
+                responses=_openapi.call_responses(fetching=fetching, auth=auth),
+            )
+            router.add_api_route(
+                f"/cds-services/{service.id}/feedback",
+                _endpoint(hooks.feedback, service.id),
+                methods=["POST"],
+                summary=f"Feedback on the {service.hook} service's cards",
+                openapi_extra=_openapi.request_body(_openapi.FEEDBACK_REQUEST),
+                responses=_openapi.feedback_responses(auth=auth),
+            )
 
     @router.post("/cds-services/{service_id}", include_in_schema=False)
     async def call(request: Request) -> Response:
@@ -492,49 +493,6 @@ def create_router(settings: Settings) -> APIRouter:
             return _json({"cards": []})
 
     return router
-
-
-# -- until the guideline's card rules land (issue 10): the old renderer's inputs -----------------
-
-
-def _old_fhir_case(reading: FhirReading, package: GuidelinePackage) -> FhirCase:
-    """The old ``FhirCase`` that ``_cards.render`` expects, from the guideline's reading
-    (to be removed when the card rules move into the guideline)."""
-    from nkr.fhir._mapping import DraftOrder, FhirCase
-
-    texts, labels = package.texts, package.content
-
-    def note(n: Any) -> Any:
-        return lambda lang: n.text(texts, lang, labels)
-
-    orders = tuple(
-        DraftOrder(o.concerns.code, o.resource_type, o.resource_id, None) for o in reading.orders
-    )
-    return FhirCase(reading.case, tuple(note(n) for n in reading.notes), orders)
-
-
-class _OldAssessment:
-    """The old Assessment's fields over the generic one and the guideline's details."""
-
-    def __init__(self, assessment: Any) -> None:
-        self._a = assessment
-
-    def __getattr__(self, name: str) -> Any:
-        a, details = self._a, self._a.details
-        if name == "safety":
-            n = details.safety
-            if n is None:
-                return None
-            from types import SimpleNamespace
-
-            flags = tuple(t.code for t in n.items)
-            return SimpleNamespace(red_flags=flags, acute=n.critical, reason=n.text)
-        if name == "spine_surgeon_deadline":
-            return None if details.spine_surgeon is None else details.spine_surgeon.text
-        try:
-            return getattr(a, name)
-        except AttributeError:
-            return getattr(details, name)
 
 
 __all__ = ["RequestError", "create_router"]

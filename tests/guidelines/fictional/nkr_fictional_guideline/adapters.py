@@ -24,10 +24,10 @@ from nkr_fictional_guideline.case import FictionalCase
 from nkr_fictional_guideline.rules import FOLLOW_UP
 
 if TYPE_CHECKING:
-    from nkr.cdshooks._kit import CardKit
-    from nkr.fhir._read import PatientRecord
     from nkr.web._spec import FormSpec, Handout, Sample
 
+    from nkr.cdshooks._kit import CardKit
+    from nkr.fhir._read import PatientRecord
     from nkr.fhir._reading import FhirReading
     from nkr.fhir._valuesets import ValueSets
     from nkr_fictional_guideline import FictionalGuideline
