@@ -303,13 +303,9 @@ def _add_guideline(
         assessment = assess(form, package, language, today)
         if assessment is None:
             return form_page(form, language, clock, status_code=400)
-        return result_page(
-            assessment, form, language, clock, print_view=params.get("print") == "1"
-        )
+        return result_page(assessment, form, language, clock, print_view=params.get("print") == "1")
 
-    def form_page(
-        form: CaseForm, lang: Lang, clock: Clock, status_code: int = 200
-    ) -> HTMLResponse:
+    def form_page(form: CaseForm, lang: Lang, clock: Clock, status_code: int = 200) -> HTMLResponse:
         return page(
             "assessment_form.html",
             package,

@@ -304,4 +304,3 @@ def load_samples(directory: Path) -> dict[str, Sample]:
         data["id"] = path.stem
         found[path.stem] = Sample.model_validate(data)
     return found
-

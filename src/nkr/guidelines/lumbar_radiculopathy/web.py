@@ -107,12 +107,13 @@ def form(package: LumbarRadiculopathy) -> FormSpec:
             ),
         ),
     )
+    onset = "symptom_onset"
     return FormSpec(
         sections=(patient, findings, treatment),
         date="assessment_date",
         checks=(
-            DateOrder("symptom_onset", "assessment_date", "symptom_onset", "web.error-onset-future"),
-            DateOrder("birth_date", "symptom_onset", "symptom_onset", "web.error-onset-before-birth"),
+            DateOrder(onset, "assessment_date", onset, "web.error-onset-future"),
+            DateOrder("birth_date", onset, onset, "web.error-onset-before-birth"),
         ),
     )
 
