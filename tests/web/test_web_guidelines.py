@@ -189,3 +189,27 @@ def test_no_guideline_is_named_in_the_web_apps_templates_styles_or_code() -> Non
         if path.is_file() and path.suffix in (".py", ".html", ".css", ".js", ".toml"):
             found = words.search(path.read_text(encoding="utf-8").lower())
             assert found is None, (path.name, found)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"age": "45"},
+        {"age": "45", "birth_date": "1980-01-01", "symptom_onset": "2026-11-01"},
+        {"age": "200", "symptom_onset": "2026-11-01"},
+        {"birth_date": "2099-01-01", "symptom_onset": "2026-11-01"},
+        {"age": "45", "symptom_onset": "2026-11-01", "signs": "x", "mri_confirmed": "x"},
+        {"age": "45", "symptom_onset": "2026-11-01", "spine_surgeon_assessment": "x"},
+        {"age": "45", "symptom_onset": "2026-11-01", "planned": "x", "red_flags": "x"},
+    ],
+)
+def test_every_error_in_the_summary_links_to_its_field(data: dict[str, str]) -> None:
+    response = _client_get(ONE, "/vurdering", data)
+    assert response.status_code == 400
+    page = parse(response.text)
+    (summary,) = page.by_class("error-summary")
+    targets = [a.attrs["href"].removeprefix("#") for a in summary.by_tag("a")]
+    assert targets
+    for target in targets:
+        element = page.get(target)
+        assert element.tag == "input", target

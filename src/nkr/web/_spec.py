@@ -166,10 +166,13 @@ class FormSpec:
         return tuple(f.name for f in self.fields if isinstance(f, CheckboxesField))
 
     def anchor(self, name: str, content: Guideline) -> str:
-        """The id of the first input of the field ``name`` (``form``: of the first field), for
-        the links of the error summary."""
+        """The id of the first input of the field ``name`` (``form``, or a name of no field:
+        of the first field after the assessment date), for the links of the error summary."""
+        for f in self.fields:
+            if isinstance(f, BirthOrAgeField) and name in (f.birth, f.age):
+                return name
         found = next((f for f in self.fields if f.name == name), None)
-        if name == "form" or found is None:
+        if found is None:
             found = next(f for f in self.fields if f.name != self.date)
         if isinstance(found, BirthOrAgeField):
             return found.birth
