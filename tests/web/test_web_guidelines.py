@@ -67,7 +67,7 @@ class Failing(LumbarRadiculopathy):
 def _client_get(app: FastAPI, path: str, data: dict[str, str] | None = None) -> httpx.Response:
     async def run() -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             if data is not None:
                 return await client.post(path, data=data)
             return await client.get(path)
@@ -213,3 +213,23 @@ def test_every_error_in_the_summary_links_to_its_field(data: dict[str, str]) -> 
     for target in targets:
         element = page.get(target)
         assert element.tag == "input", target
+
+
+def test_a_slug_that_is_an_address_of_the_app_is_refused() -> None:
+    class Static(Other):
+        @property
+        def slug(self) -> str:
+            return "static"
+
+    with pytest.raises(InputError, match="'static' is an address of the app"):
+        create_router(Settings(), Registry((Static(), LR), LR.id))
+
+
+def test_the_apps_own_404_page_follows_its_registry() -> None:
+    from nkr._app import create_app
+
+    app = create_app(Settings(), Registry((Other(), LR), LR.id))
+    response = _client_get(app, "/findes/ikke")
+    assert response.status_code == 404
+    links = [a.attrs["href"] for a in parse(response.text).get("main").by_tag("a")]
+    assert links == ["/anden/", f"/{LR.slug}/"]

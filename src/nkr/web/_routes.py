@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from nkr import _package
 from nkr._assessment import Assessment
+from nkr._errors import InputError
 from nkr._guideline import Lang, Recommendation
 from nkr._package import GuidelinePackage, Registry
 from nkr._render import assessment_summary
@@ -28,6 +29,11 @@ from nkr.web._pages import Clock, parse_lang, render, secure, static_files, url_
 
 LangParam = Annotated[str | None, Query(max_length=5)]
 INTEGRATION_PATH = "/integration"
+# First path segments taken by the app's own pages and APIs: no guideline's slug.
+RESERVED_SLUGS = frozenset(
+    {"static", "integration", "anbefalinger", "vurdering", "pjece", "cds-services", "fhir"}
+    | {"healthz", "readyz", "metrics", "_bench", "docs", "openapi.json"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +153,9 @@ def create_router(settings: Settings, registry: Registry | None = None) -> APIRo
     """The web pages of every guideline in ``registry`` (default: the installed ones): quick
     guide, recommendation pages, assessment, handout; the list of guidelines; integrators."""
     reg = registry or _package.registry()
+    taken = sorted(p.slug for p in reg.packages if p.slug in RESERVED_SLUGS)
+    if taken:
+        raise InputError(f"guideline slug '{taken[0]}' is an address of the app itself")
     router = APIRouter(include_in_schema=False)
     # Load data and compile every template now, so that no request pays for it.
     warm_up()
@@ -212,6 +221,7 @@ def create_router(settings: Settings, registry: Registry | None = None) -> APIRo
             owners=owners,
             guidelines=reg.packages,
             samples=selected.samples,
+            query=[("guideline", selected.slug)] if "guideline" in params else None,
             result=result,
             selected_service=params.get("service", ""),
             selected_sample=params.get("sample", ""),
