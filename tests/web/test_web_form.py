@@ -11,6 +11,7 @@ from nkr import Lang
 from nkr.guidelines.lumbar_radiculopathy import package
 from nkr.guidelines.lumbar_radiculopathy.web import age_limits
 from nkr.web._form import CaseForm, assess, parse_date
+from nkr.web._spec import BirthOrAgeField
 
 LR = package()
 TODAY = dt.date(2026, 11, 26)
@@ -62,6 +63,8 @@ def test_impossible_date_raises() -> None:
 
 def test_age_limits_come_from_the_case_format() -> None:
     assert age_limits() == (0, 130)
+    (pair,) = [f for f in LR.form.fields if isinstance(f, BirthOrAgeField)]
+    assert (pair.age_min, pair.age_max) == age_limits()
 
 
 def test_valid_form_gives_exactly_the_engines_assessment() -> None:
