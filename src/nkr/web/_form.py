@@ -146,7 +146,7 @@ class _Reader:
             self.data[f.age] = int(age_text)
 
     def codes(self, f: CheckboxesField) -> None:
-        known = self.package.content.vocabulary[f.codes]
+        known = self.package.content.vocabulary[f.vocabulary_name]
         codes = self.form.checked.get(f.name, [])
         if any(c not in known for c in codes):
             self.error(f.name, "error-unknown-option")
@@ -178,7 +178,7 @@ class _Reader:
                 self.data[f.name] = values.get(f.name) == "yes"
             elif isinstance(f, ChoiceField):
                 code = values.get(f.name) or f.default
-                if code not in self.package.content.vocabulary[f.codes]:
+                if code not in self.package.content.vocabulary[f.vocabulary_name]:
                     self.error(f.name, "error-unknown-option")
                 else:
                     self.data[f.name] = code

@@ -93,7 +93,7 @@ class ChoiceField:
     entered: str | None = None
 
     @property
-    def codes(self) -> str:
+    def vocabulary_name(self) -> str:
         return self.vocabulary or self.name
 
 
@@ -111,7 +111,7 @@ class CheckboxesField:
     entered: str | None = None
 
     @property
-    def codes(self) -> str:
+    def vocabulary_name(self) -> str:
         return self.vocabulary or self.name
 
 
@@ -177,7 +177,7 @@ class FormSpec:
         if isinstance(found, BirthOrAgeField):
             return found.birth
         if isinstance(found, CheckboxesField):
-            return f"{found.name}-{next(iter(content.vocabulary[found.codes]))}"
+            return f"{found.name}-{next(iter(content.vocabulary[found.vocabulary_name]))}"
         if isinstance(found, ChoiceField):
             return f"{found.name}-{found.default}"
         if isinstance(found, TriStateField):
