@@ -23,7 +23,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     path = request.url.path
     if exc.status_code == 404 and not path.startswith(_API_PATHS):
-        return web.not_found_page(path, request.query_params.get("lang"))
+        lang = request.query_params.get("lang")
+        return web.not_found_page(path, lang, request.app.state.registry)
     code: IssueType = "not-found" if exc.status_code == 404 else "not-supported"
     response = outcome_response(
         exc.status_code, code, f"{request.method} {path[:200]}: {exc.detail}"
@@ -38,7 +39,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     FastAPI's 422 JSON. Neither echoes the value (it may be anything a URL can carry)."""
     assert isinstance(exc, RequestValidationError)
     if not request.url.path.startswith(_API_PATHS):
-        return web.bad_request_page()
+        return web.bad_request_page(request.app.state.registry)
     errors = exc.errors()
     first = errors[0] if errors else {}
     loc = [str(part) for part in first.get("loc", ())]
@@ -59,13 +60,14 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         version="0.1.0",
     )
     app.state.settings = settings
+    app.state.registry = registry
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     # /healthz, /readyz and /metrics (operators' endpoints, no JWT, not in the OpenAPI document).
     app.include_router(_ops.create_router(settings))
     app.include_router(cdshooks.create_router(settings, registry))
     app.include_router(fhir.create_router(settings))
-    app.include_router(web.create_router(settings))
+    app.include_router(web.create_router(settings, registry))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         # Only the configured origins (an EHR's web client); none by default.

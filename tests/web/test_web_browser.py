@@ -8,13 +8,16 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-import nkr
 from nkr import Lang
-from nkr._i18n import t as _t
+from nkr._texts import t as _t
+from nkr.guidelines.lumbar_radiculopathy import package
+from nkr.web._spec import Handout
 
 Shot = Callable[..., None]
 Check = Callable[[Page], None]
-G = nkr.guideline()
+LR = package()
+G = LR.content
+SURGEON_DUE = "#deadline-spine-surgeon-assessment"
 
 
 def _days_ago(days: int) -> str:
@@ -141,7 +144,7 @@ def test_assessment_in_scope(page: Page, server: str, shot: Shot, accessible: Ch
     expect(page.locator(".facts")).to_contain_text("uge 3 af 12")
     due = (dt.date.today() + dt.timedelta(days=64)).isoformat()
     # Only the condition it is: no severe pain is recorded.
-    expect(page.locator("#spine-surgeon-due")).to_have_text(
+    expect(page.locator(SURGEON_DUE)).to_have_text(
         G.message("surgeon-deadline-if", "da", due_date=due)
     )
     for rec in G.recommendations:
@@ -216,7 +219,7 @@ def test_assessment_beyond_12_weeks_with_severe_pain_is_overdue(
     expect(page.locator("#attention #result-spine-surgeon-assessment")).to_be_visible()
     expect(page.locator(".scope-reasons")).to_contain_text("100 dage")
     expect(page.locator(".facts")).to_contain_text("uge 15 (ud over de 12 uger)")
-    expect(page.locator("#spine-surgeon-due")).to_have_text(
+    expect(page.locator(SURGEON_DUE)).to_have_text(
         G.message("surgeon-deadline-overdue", "da", due_date=due)
     )
     shot(page, "10-result-overdue-da")
@@ -340,7 +343,7 @@ def test_result_with_caution_and_due_then_print_view(
         {"da": "frist", "en": "due"}[lang]
     )
     expect(attention.locator("#result-mri .wording")).to_have_text(G.by_id["mri"].wording(lang))
-    expect(page.locator("#spine-surgeon-due")).to_be_visible()
+    expect(page.locator(SURGEON_DUE)).to_be_visible()
     # Everything that merely applies is one collapsed line: open it without JavaScript.
     applies = page.locator("#group-applies")
     expect(applies.locator("#result-supervised-exercise")).to_be_hidden()
@@ -385,7 +388,7 @@ def test_result_out_of_scope_is_short(
     _submit(page)
     expect(page.locator(".scope-verdict")).to_have_text(_t("out-of-scope", lang))
     expect(page.locator(".facts")).to_contain_text(G.message("week-beyond", lang, week=15))
-    expect(page.locator("#spine-surgeon-due")).to_have_count(0)
+    expect(page.locator(SURGEON_DUE)).to_have_count(0)
     expect(page.locator("#attention")).to_have_count(0)
     group = page.locator("#group-not-applicable")
     expect(group.locator("summary")).to_contain_text(
@@ -426,11 +429,13 @@ def test_against_looks_the_same_in_the_guide_and_the_result(page: Page, server: 
 def test_patient_handout_is_one_printed_page(
     page: Page, server: str, lang: Lang, shot: Shot, accessible: Check
 ) -> None:
-    from nkr.web._handout import handout
+    def handout() -> Handout:
+        return LR.handout
 
     page.goto(f"{server}/pjece?lang={lang}")
     expect(page.locator("html")).to_have_attribute("lang", lang)
-    expect(page.locator(".handout-status")).to_contain_text(handout().status.text(G, lang))
+    status = handout().status.text(G, lang, LR.texts)
+    expect(page.locator(".handout-status")).to_contain_text(status)
     expect(page.locator(".handout-source")).to_contain_text(G.source.url)
     safety = page.locator("#safety-netting")
     expect(safety).to_be_visible()

@@ -7,11 +7,13 @@ import datetime as dt
 
 import pytest
 
-import nkr
 from nkr import Lang
-from nkr.web._form import AGE_MAX, AGE_MIN, CaseForm, assess, parse_date
+from nkr.guidelines.lumbar_radiculopathy import package
+from nkr.guidelines.lumbar_radiculopathy.web import age_limits
+from nkr.web._form import CaseForm, assess, parse_date
+from nkr.web._spec import BirthOrAgeField
 
-G = nkr.guideline()
+LR = package()
 TODAY = dt.date(2026, 11, 26)
 
 
@@ -20,7 +22,7 @@ def _form(**fields: str | list[str]) -> CaseForm:
     for name, value in fields.items():
         values = value if isinstance(value, list) else [value]
         items += [(name, v) for v in values]
-    return CaseForm.from_items(items)
+    return CaseForm.from_items(LR.form, items)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +52,7 @@ def test_dates_in_other_digits_are_not_dates(typed: str) -> None:
 @pytest.mark.parametrize("age", ["٤٥", "４５", "4٥", "²"])
 def test_an_age_in_other_digits_is_not_a_number(age: str) -> None:
     form = _form(age=age, symptom_onset="2026-11-01", signs="reflex_loss")
-    assert assess(form, G, "en", TODAY) is None
+    assert assess(form, LR, "en", TODAY) is None
     assert form.errors["age"] == "The age must be a whole number from 0 to 130."
 
 
@@ -60,7 +62,9 @@ def test_impossible_date_raises() -> None:
 
 
 def test_age_limits_come_from_the_case_format() -> None:
-    assert (AGE_MIN, AGE_MAX) == (0, 130)
+    assert age_limits() == (0, 130)
+    (pair,) = [f for f in LR.form.fields if isinstance(f, BirthOrAgeField)]
+    assert (pair.age_min, pair.age_max) == age_limits()
 
 
 def test_valid_form_gives_exactly_the_engines_assessment() -> None:
@@ -75,10 +79,10 @@ def test_valid_form_gives_exactly_the_engines_assessment() -> None:
         spine_surgeon_assessment="none",
         planned=["mri"],
     )
-    assessment = assess(form, G, "da", TODAY)
+    assessment = assess(form, LR, "da", TODAY)
     assert form.errors == {}
     assert assessment is not None
-    case = nkr.parse_case(
+    case = LR.parse_case(
         {
             "birth_date": "1981-05-14",
             "symptom_onset": "2026-10-01",
@@ -90,12 +94,12 @@ def test_valid_form_gives_exactly_the_engines_assessment() -> None:
             "planned": ["mri"],
         }
     )
-    assert assessment == nkr.evaluate(case, G, TODAY)
+    assert assessment == LR.evaluate(case, TODAY)
 
 
 def test_assessment_date_defaults_to_today() -> None:
     form = _form(age="40", symptom_onset="2026-11-20", signs="reflex_loss")
-    assessment = assess(form, G, "en", TODAY)
+    assessment = assess(form, LR, "en", TODAY)
     assert assessment is not None
     assert assessment.date == TODAY
 
@@ -155,7 +159,7 @@ def test_errors_name_the_field_in_the_page_language(
     languages: tuple[tuple[Lang, str], ...] = (("da", da), ("en", en))
     for lang, words in languages:
         form = _form(**fields)
-        assert assess(form, G, lang, TODAY) is None
+        assert assess(form, LR, lang, TODAY) is None
         assert field in form.errors, form.errors
         assert words in form.errors[field]
 
@@ -164,13 +168,13 @@ def test_everything_typed_is_kept() -> None:
     form = _form(
         age="45", birth_date="1980-01-01", symptom_onset="2026-02-30", signs=["reflex_loss"]
     )
-    assert assess(form, G, "da", TODAY) is None
+    assert assess(form, LR, "da", TODAY) is None
     assert form.values == {"age": "45", "birth_date": "1980-01-01", "symptom_onset": "2026-02-30"}
     assert form.is_checked("signs", "reflex_loss")
     assert ("signs", "reflex_loss") in form.hidden_items()
 
 
 def test_unknown_fields_are_ignored_and_long_values_cut() -> None:
-    form = CaseForm.from_items([("evil", "x"), ("age", "9" * 1000)])
+    form = CaseForm.from_items(LR.form, [("evil", "x"), ("age", "9" * 1000)])
     assert "evil" not in form.values
     assert len(form.values["age"]) == 200

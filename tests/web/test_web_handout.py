@@ -5,6 +5,7 @@ at once are set apart as general advice from outside the guideline."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import httpx
@@ -14,14 +15,24 @@ from markupsafe import escape
 import nkr
 from nkr import Lang
 from nkr._guideline import Kind, Strength
-from nkr.web._handout import Handout, handout
-from nkr.web._text import long_date
+from nkr.guidelines.lumbar_radiculopathy import package
+from nkr.web._spec import Handout
+from nkr.web._spec import long_date as _long_date
 
-G = nkr.guideline()
+LR = package()
+G = LR.content
+
+
+def handout() -> Handout:
+    return LR.handout
+
+
+def long_date(value: dt.date, lang: Lang) -> str:
+    return _long_date(value, lang, LR.texts)
 
 
 def _page(server: str, lang: Lang) -> str:
-    return httpx.get(f"{server}/pjece?lang={lang}", timeout=10).text
+    return httpx.get(f"{server}/{G.slug}/pjece?lang={lang}", timeout=10).text
 
 
 def _esc(text: str) -> str:
@@ -32,7 +43,7 @@ def _esc(text: str) -> str:
 def _all_texts(h: Handout, lang: Lang) -> list[str]:
     """Every text a patient reads on the handout, in one language."""
     sn = h.safety_netting
-    texts = [h.title(lang), h.intro(lang), h.status.text(G, lang)]
+    texts = [h.title(lang), h.intro(lang), h.status.text(G, lang, LR.texts)]
     texts += [sn.label(lang), sn.heading(lang), sn.intro(lang), sn.action(lang), sn.source(lang)]
     texts += [sign.text(lang) for sign in sn.signs]
     for paragraph in h.paragraphs:
@@ -226,7 +237,7 @@ def test_the_safety_netting_is_shown_on_the_handout_without_guideline_links(
 
 @pytest.mark.parametrize("lang", nkr.LANGS)
 def test_the_handout_status_line_is_written_for_patients(server: str, lang: Lang) -> None:
-    patient_status = handout().status.text(G, lang)
+    patient_status = handout().status.text(G, lang, LR.texts)
     assert G.status.since is not None
     assert not G.status.in_force
     assert long_date(G.status.since, lang) in patient_status

@@ -10,8 +10,11 @@ import pytest
 
 import nkr
 from nkr._render import grade_in_words
+from nkr.guidelines.lumbar_radiculopathy import package
 
-G = nkr.guideline()
+G = package().content
+# The guideline's own addresses; the old ones (without it) keep working for the default one.
+BASE = f"/{G.slug}"
 ONSET = (dt.date.today() - dt.timedelta(days=20)).isoformat()
 # A case for the result page: posted, never in a URL.
 RESULT_FORM = {"age": "45", "symptom_onset": ONSET, "signs": "reflex_loss", "planned": "mri"}
@@ -30,6 +33,10 @@ PAGES = [
     "/pjece",
     "/pjece?lang=en",
     "/integration",
+    f"{BASE}/",
+    f"{BASE}/anbefalinger/mri?lang=en",
+    f"{BASE}/vurdering",
+    f"{BASE}/pjece?lang=en",
 ]
 
 
@@ -107,7 +114,7 @@ def test_unknown_recommendation_is_a_404_page(client: httpx.Client) -> None:
         assert title in response.text
         assert "content-security-policy" in response.headers
         for rec in G.recommendations:
-            assert f'href="/anbefalinger/{rec.id}' in response.text
+            assert f'href="{BASE}/anbefalinger/{rec.id}' in response.text
     assert client.get("/static/no-such-file.css").status_code == 404
 
 
@@ -128,7 +135,7 @@ def test_quick_guide_has_every_recommendation_in_order(client: httpx.Client) -> 
         rec_positions = [page.index(r.wording(lang)) for r in G.recommendations]
         assert rec_positions == sorted(rec_positions)
         for rec in G.recommendations:
-            assert f'href="/anbefalinger/{rec.id}' in page
+            assert f'href="{BASE}/anbefalinger/{rec.id}' in page
         assert G.status.text(lang) in page
         assert G.version in page
 
@@ -137,6 +144,7 @@ def test_language_links_keep_the_page(client: httpx.Client) -> None:
     page = client.get("/anbefalinger/mri").text
     assert 'href="/anbefalinger/mri?lang=en"' in page
     assert 'href="/anbefalinger/mri"' in client.get("/anbefalinger/mri?lang=en").text
+    assert f'href="{BASE}/anbefalinger/mri?lang=en"' in client.get(f"{BASE}/anbefalinger/mri").text
     assert '<html lang="da">' in client.get("/?lang=xx").text
 
 

@@ -16,15 +16,18 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-import nkr
 from nkr import Lang
 from nkr._cli import main as cli_main
-from nkr._i18n import t
 from nkr._settings import Settings
+from nkr._texts import t
+from nkr.guidelines.lumbar_radiculopathy import package
 from nkr.web import create_router
 from tests.web._html import Element, parse
 
-G = nkr.guideline()
+LR = package()
+G = LR.content
+BASE = f"/{G.slug}"
+SURGEON_DUE = "deadline-spine-surgeon-assessment"
 ON = dt.date(2026, 11, 26)
 DUE_IN = dt.timedelta(days=G.scope.max_symptom_days)
 LANGS: tuple[Lang, ...] = ("da", "en")
@@ -100,7 +103,7 @@ def _onset(case: list[tuple[str, str]]) -> dt.date:
 def _result_json(case: list[tuple[str, str]], lang: Lang) -> dict[str, Any]:
     from nkr.web._form import CaseForm, assess
 
-    assessment = assess(CaseForm.from_items(case), G, lang, ON)
+    assessment = assess(CaseForm.from_items(LR.form, case), LR, lang, ON)
     assert assessment is not None
     return assessment.to_json(lang)
 
@@ -121,7 +124,7 @@ def test_deadline_in_scope_without_severe_pain_is_conditional(lang: Lang) -> Non
     page = parse(_result(IN_SCOPE, lang))
     due = (_onset(IN_SCOPE) + DUE_IN).isoformat()
     text = G.message("surgeon-deadline-if", lang, due_date=due)
-    deadline = page.get("spine-surgeon-due")
+    deadline = page.get(SURGEON_DUE)
     assert deadline.text() == text
     assert deadline.attrs["data-date"] == due
     assert text.startswith(("Hvis svære", "If severe"))
@@ -135,7 +138,7 @@ def test_deadline_in_scope_without_severe_pain_is_conditional(lang: Lang) -> Non
 def test_deadline_when_due(lang: Lang) -> None:
     page = parse(_result(DUE, lang))
     due = (_onset(DUE) + DUE_IN).isoformat()
-    deadline = page.get("spine-surgeon-due")
+    deadline = page.get(SURGEON_DUE)
     assert deadline.text() == G.message("surgeon-deadline-due", lang, due_date=due)
     assert "deadline-due" in deadline.classes
     assert deadline.text() == _result_json(DUE, lang)["spine_surgeon_due_text"]
@@ -146,7 +149,7 @@ def test_deadline_overdue_past_12_weeks(lang: Lang) -> None:
     html = _result(OVERDUE, lang)
     page = parse(html)
     due = (_onset(OVERDUE) + DUE_IN).isoformat()
-    deadline = page.get("spine-surgeon-due")
+    deadline = page.get(SURGEON_DUE)
     assert deadline.text() == G.message("surgeon-deadline-overdue", lang, due_date=due)
     assert "deadline-overdue" in deadline.classes
     # Week 15, beyond the guideline's 12 weeks: never "week 15 of 12".
@@ -166,7 +169,7 @@ def test_no_deadline_where_it_would_read_as_one_that_applies(
 ) -> None:
     html = _result(case, lang)
     page = parse(html)
-    assert page.by_id("spine-surgeon-due") is None
+    assert page.by_id(SURGEON_DUE) is None
     assert (_onset(case) + DUE_IN).isoformat() not in html
     assert _result_json(case, lang)["spine_surgeon_due_text"] is None
 
@@ -174,9 +177,9 @@ def test_no_deadline_where_it_would_read_as_one_that_applies(
 def test_no_deadline_beside_an_acute_cauda_equina_notice() -> None:
     page = parse(_result(RED_FLAG))
     safety = page.get("safety")
-    assert "safety-acute" in safety.classes
+    assert "alert-critical" in safety.classes
     assert "AKUT" in safety.text()
-    assert page.by_id("spine-surgeon-due") is None
+    assert page.by_id(SURGEON_DUE) is None
     assert page.by_id("attention") is None
 
 
@@ -245,8 +248,8 @@ def test_attention_first_by_recommendation(lang: Lang) -> None:
     label_text = items[1].by_class("result-label")[0].text()
     assert label_text == G.by_id["spine-surgeon-assessment"].label(lang)
     # Attention comes before the other recommendations, right after the scope and deadline.
-    assert html.index('id="scope"') < html.index('id="spine-surgeon-due"')
-    assert html.index('id="spine-surgeon-due"') < html.index('id="attention"')
+    assert html.index('id="scope"') < html.index(f'id="{SURGEON_DUE}"')
+    assert html.index(f'id="{SURGEON_DUE}"') < html.index('id="attention"')
     assert html.index('id="attention"') < html.index('id="recs-title"')
 
 
@@ -279,7 +282,7 @@ def test_recommendations_that_merely_apply_are_one_line(lang: Lang) -> None:
         assert rec.symbols in item.by_class("result-symbols")[0].text()
         assert item.by_class("wording")[0].text().startswith(rec.wording(lang))
         links = [a.attrs["href"] for a in item.by_tag("a")]
-        assert any(h.startswith(f"/anbefalinger/{rec.id}") for h in links)
+        assert any(h.startswith(f"{BASE}/anbefalinger/{rec.id}") for h in links)
         # The reason is said once, in the group's line, not per recommendation.
         assert in_scope_reason not in item.text()
     against = page.get("group-applies-against")
@@ -473,5 +476,7 @@ def test_recommendations_are_named_by_their_label(lang: Lang) -> None:
         page = parse(_request("GET", f"/anbefalinger/{rec.id}", [("lang", lang)]).text)
         assert page.by_tag("h1")[0].text() == rec.label(lang)
     guide = parse(_guide(lang))
-    names = [a.text() for a in guide.by_tag("a") if a.attrs["href"].startswith("/anbefalinger/")]
+    names = [
+        a.text() for a in guide.by_tag("a") if a.attrs["href"].startswith(f"{BASE}/anbefalinger/")
+    ]
     assert len(names) == len(set(names)) == len(G.recommendations)

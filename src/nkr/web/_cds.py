@@ -1,4 +1,5 @@
-"""The integrators' page: the app's own CDS Hooks services, sample patients, rendered cards.
+"""The integrators' page: the app's own CDS Hooks services (of every installed guideline), the
+sample patients of a guideline, rendered cards.
 
 Calls go to the same application in-process (no network), exactly as an EHR would send them:
 discovery first, then a hook request with prefetch. Cards are shown as an EHR shows them;
@@ -12,53 +13,30 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 from markdown_it import MarkdownIt
 from markupsafe import Markup
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nkr._guideline import Lang, Localized
+from nkr._guideline import Lang
+from nkr._package import GuidelinePackage, registry
 from nkr.cdshooks._feedback import INTERNAL_CALL
+from nkr.web._spec import Sample
 
-SAMPLES_DIR = Path(__file__).with_name("samples")
 _RELATIVE_DATE = re.compile(r"^\$\{today([+-]\d+)d\}$")
 _INDICATORS = ("info", "warning", "critical")
 _TIMEOUT_SECONDS = 5.0
 _INTERNAL_BASE = "http://nkr.internal"
 
 
-class Sample(BaseModel):
-    """A sample patient: FHIR R4 resources, with dates relative to today."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-    id: str
-    title: Localized
-    description: Localized
-    patient: dict[str, Any]
-    conditions: list[dict[str, Any]] = Field(default_factory=list)
-    observations: list[dict[str, Any]] = Field(default_factory=list)
-    procedures: list[dict[str, Any]] = Field(default_factory=list)
-    service_requests: list[dict[str, Any]] = Field(default_factory=list, alias="serviceRequests")
-    draft_orders: list[dict[str, Any]] = Field(default_factory=list, alias="draftOrders")
-
-
-@cache
-def samples() -> dict[str, Sample]:
-    """The shipped sample patients by id, in file-name order."""
-    found: dict[str, Sample] = {}
-    for path in sorted(SAMPLES_DIR.glob("*.json")):
-        data = orjson.loads(path.read_bytes())
-        data["id"] = path.stem
-        found[path.stem] = Sample.model_validate(data)
-    return found
+def samples(package: GuidelinePackage | None = None) -> Mapping[str, Sample]:
+    """The sample patients of ``package`` (default: the default guideline's)."""
+    return (package or registry().default).samples
 
 
 def _resolve_dates(value: Any, today: dt.date) -> Any:

@@ -1,8 +1,10 @@
-"""The assessment form: what the clinician typed, turned into a patient case or inline errors.
+"""The assessment form: what the clinician typed, turned into a guideline's patient case or
+inline errors.
 
-Only input handling lives here (formats, required fields, the case format's own limits). The
-case is validated by :func:`nkr.parse_case` and assessed by :func:`nkr.evaluate`; errors they
-raise are mapped to the field they name.
+Only input handling lives here: the formats of the field kinds of a :class:`FormSpec`, required
+fields, and the checks the spec declares. The case is validated by the guideline's
+``parse_case`` and assessed by its ``evaluate``; an :class:`~nkr.InputError` they raise lands at
+the field its ``location`` names.
 """
 
 from __future__ import annotations
@@ -13,28 +15,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from annotated_types import Ge, Le
-
 from nkr._assessment import Assessment
 from nkr._errors import InputError
-from nkr._guideline import Guideline, Lang
-from nkr.guidelines.lumbar_radiculopathy import Case, evaluate, parse_case
-from nkr.web._text import text
-
-# Single-valued fields, in the order of the form.
-SINGLE_FIELDS = (
-    "assessment_date",
-    "birth_date",
-    "age",
-    "symptom_onset",
-    "mri_confirmed",
-    "severe_disabling_pain",
-    "spine_surgeon_assessment",
+from nkr._guideline import Lang
+from nkr._package import GuidelinePackage
+from nkr.web._spec import (
+    BirthOrAgeField,
+    CheckboxesField,
+    ChoiceField,
+    DateField,
+    FlagField,
+    FormSpec,
+    TriStateField,
 )
-# Checkbox groups; their options are the codes of the guideline's vocabulary of the same name.
-MULTI_FIELDS = ("signs", "red_flags", "non_surgical_treatment", "planned")
-CASE_FIELDS = (*SINGLE_FIELDS, *MULTI_FIELDS)
-MRI_CHOICES = ("unknown", "yes", "no")
+
+TRISTATE = ("unknown", "yes", "no")
 
 # ASCII digits only (re.ASCII): Python's ``\d`` and ``int`` also read Arabic-Indic, full-width
 # and every other decimal digit, which no date or age in a patient record is written in.
@@ -43,64 +38,53 @@ _DANISH = re.compile(r"(\d{1,2})[-./](\d{1,2})[-./](\d{4})", re.ASCII)
 _AGE = re.compile(r"\d{1,3}", re.ASCII)
 _MAX_VALUE_CHARS = 200
 
-# Errors raised by the case format or the engine: (field, words in the message) -> message key.
-_ENGINE_ERRORS = (
-    ("symptom_onset", "after the assessment date", "error-onset-future"),
-    ("symptom_onset", "before birth_date", "error-onset-before-birth"),
-    ("birth_date", "after the assessment date", "error-birth-future"),
-    ("age", "", "error-age-range"),
-)
-
-
-def _age_limits() -> tuple[int, int]:
-    """The case format's own limits for ``age``, so the form never disagrees with it."""
-    low, high = 0, 150
-    for item in Case.model_fields["age"].metadata:
-        if isinstance(item, Ge):
-            low = int(str(item.ge))
-        elif isinstance(item, Le):
-            high = int(str(item.le))
-    return low, high
-
-
-AGE_MIN, AGE_MAX = _age_limits()
-
 
 @dataclass
 class CaseForm:
-    """The form as typed: raw values (kept for re-rendering) and errors by field."""
+    """The form as typed: raw values (kept for re-rendering) and error texts by field."""
 
+    spec: FormSpec
     values: dict[str, str] = field(default_factory=dict)
     checked: dict[str, list[str]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def blank(cls, today: dt.date) -> CaseForm:
-        return cls(values={"assessment_date": today.isoformat()})
+    def blank(cls, spec: FormSpec, today: dt.date) -> CaseForm:
+        values = {
+            f.name: today.isoformat() for f in spec.fields if isinstance(f, DateField) and f.today
+        }
+        return cls(spec, values=values)
 
     @classmethod
-    def from_items(cls, items: Iterable[tuple[str, str]]) -> CaseForm:
+    def from_items(cls, spec: FormSpec, items: Iterable[tuple[str, str]]) -> CaseForm:
         """Read the submitted fields; unknown fields are ignored, long values cut short."""
-        form = cls()
+        form = cls(spec)
+        single, multi = spec.single_names(), spec.multi_names()
         for name, raw in items:
             value = raw.strip()[:_MAX_VALUE_CHARS]
-            if name in SINGLE_FIELDS:
+            if name in single:
                 form.values[name] = value
-            elif name in MULTI_FIELDS and value and value not in form.checked.get(name, []):
+            elif name in multi and value and value not in form.checked.get(name, []):
                 form.checked.setdefault(name, []).append(value)
         return form
 
     def hidden_items(self) -> list[tuple[str, str]]:
         """The form's values as (name, value) pairs, to carry them in hidden fields."""
-        items = [(name, self.values[name]) for name in SINGLE_FIELDS if self.values.get(name)]
-        items += [(name, code) for name in MULTI_FIELDS for code in self.checked.get(name, [])]
+        items = [(n, self.values[n]) for n in self.spec.single_names() if self.values.get(n)]
+        items += [(n, c) for n in self.spec.multi_names() for c in self.checked.get(n, [])]
         return items
 
     def is_checked(self, name: str, code: str) -> bool:
         return code in self.checked.get(name, [])
 
-    def error(self, name: str, key: str, lang: Lang, **params: object) -> None:
-        self.errors.setdefault(name, text(key, lang, **params))
+    def error(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, message)
+
+
+def has_case(spec: FormSpec, items: Iterable[tuple[str, str]]) -> bool:
+    """Whether ``items`` carry any field of the form (a case, not just a language)."""
+    names = {*spec.single_names(), *spec.multi_names()}
+    return any(name in names for name, _ in items)
 
 
 def parse_date(value: str) -> dt.date | None:
@@ -115,87 +99,118 @@ def parse_date(value: str) -> dt.date | None:
     return dt.date(year, month, day)
 
 
-def _read_date(form: CaseForm, name: str, lang: Lang) -> dt.date | None:
-    value = form.values.get(name, "")
-    if not value:
-        return None
-    try:
-        parsed = parse_date(value)
-    except ValueError:
-        form.error(name, "error-date-impossible", lang, value=value)
-        return None
-    if parsed is None:
-        form.error(name, "error-date-format", lang, value=value)
-    return parsed
+class _Reader:
+    """One reading of a posted form into case JSON, with its errors."""
+
+    def __init__(self, form: CaseForm, package: GuidelinePackage, lang: Lang) -> None:
+        self.form, self.package, self.lang = form, package, lang
+        self.dates: dict[str, dt.date] = {}
+        self.data: dict[str, Any] = {}
+
+    def error(self, name: str, key: str, **params: object) -> None:
+        self.form.error(name, self.package.texts(key, self.lang, **params))
+
+    def date(self, name: str) -> dt.date | None:
+        value = self.form.values.get(name, "")
+        if not value:
+            return None
+        try:
+            parsed = parse_date(value)
+        except ValueError:
+            self.error(name, "error-date-impossible", value=value)
+            return None
+        if parsed is None:
+            self.error(name, "error-date-format", value=value)
+        return parsed
+
+    def birth_or_age(self, f: BirthOrAgeField, on: dt.date) -> None:
+        birth_text, age_text = self.form.values.get(f.birth, ""), self.form.values.get(f.age, "")
+        limits = {"low": f.age_min, "high": f.age_max}
+        if birth_text and age_text:
+            self.error(f.name, "error-age-both")
+        elif not birth_text and not age_text:
+            if f.required:
+                self.error(f.name, "error-age-neither")
+        elif birth_text:
+            birth = self.date(f.birth)
+            if birth is not None and birth > on:
+                self.error(f.birth, "error-birth-future")
+            elif birth is not None:
+                self.data[f.birth] = birth.isoformat()
+                self.dates[f.birth] = birth
+        elif _AGE.fullmatch(age_text) is None:
+            self.error(f.age, "error-age-number", **limits)
+        elif not f.age_min <= int(age_text) <= f.age_max:
+            self.error(f.age, "error-age-range", **limits)
+        else:
+            self.data[f.age] = int(age_text)
+
+    def codes(self, f: CheckboxesField) -> None:
+        known = self.package.content.vocabulary[f.vocabulary_name]
+        codes = self.form.checked.get(f.name, [])
+        if any(c not in known for c in codes):
+            self.error(f.name, "error-unknown-option")
+        self.data[f.name] = [c for c in codes if c in known]
+
+    def read(self, today: dt.date) -> dt.date:
+        """Fill ``data`` with the case; returns the assessment date."""
+        spec, values = self.form.spec, self.form.values
+        on = self.date(spec.date) or today
+        self.dates[spec.date] = on
+        for f in spec.fields:
+            if isinstance(f, DateField) and f.name != spec.date:
+                if (value := self.date(f.name)) is not None:
+                    self.data[f.name] = value.isoformat()
+                    self.dates[f.name] = value
+                elif f.required and f.name not in self.form.errors:
+                    self.error(f.name, f.missing)
+            elif isinstance(f, BirthOrAgeField):
+                self.birth_or_age(f, on)
+            elif isinstance(f, CheckboxesField):
+                self.codes(f)
+            elif isinstance(f, TriStateField):
+                answer = values.get(f.name) or "unknown"
+                if answer not in TRISTATE:
+                    self.error(f.name, "error-unknown-option")
+                elif answer != "unknown":
+                    self.data[f.name] = answer == "yes"
+            elif isinstance(f, FlagField):
+                self.data[f.name] = values.get(f.name) == "yes"
+            elif isinstance(f, ChoiceField):
+                code = values.get(f.name) or f.default
+                if code not in self.package.content.vocabulary[f.vocabulary_name]:
+                    self.error(f.name, "error-unknown-option")
+                else:
+                    self.data[f.name] = code
+        for check in spec.checks:
+            earlier, later = self.dates.get(check.earlier), self.dates.get(check.later)
+            if earlier is not None and later is not None and earlier > later:
+                self.error(check.at, check.message)
+        return on
 
 
-def _case_data(form: CaseForm, g: Guideline, lang: Lang, today: dt.date) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    on = _read_date(form, "assessment_date", lang) or today
-    data["_on"] = on
-    if (onset := _read_date(form, "symptom_onset", lang)) is not None:
-        data["symptom_onset"] = onset.isoformat()
-    elif "symptom_onset" not in form.errors:
-        form.error("symptom_onset", "error-onset-required", lang)
-
-    birth_text, age_text = form.values.get("birth_date", ""), form.values.get("age", "")
-    if birth_text and age_text:
-        form.error("age_group", "error-age-both", lang)
-    elif not birth_text and not age_text:
-        form.error("age_group", "error-age-neither", lang)
-    elif birth_text:
-        birth = _read_date(form, "birth_date", lang)
-        if birth is not None and birth > on:
-            form.error("birth_date", "error-birth-future", lang)
-        elif birth is not None:
-            data["birth_date"] = birth.isoformat()
-    elif _AGE.fullmatch(age_text) is None:
-        form.error("age", "error-age-number", lang, low=AGE_MIN, high=AGE_MAX)
-    elif not AGE_MIN <= int(age_text) <= AGE_MAX:
-        form.error("age", "error-age-range", lang, low=AGE_MIN, high=AGE_MAX)
-    else:
-        data["age"] = int(age_text)
-
-    for name in MULTI_FIELDS:
-        codes = form.checked.get(name, [])
-        unknown = [c for c in codes if c not in g.vocabulary[name]]
-        if unknown:
-            form.error(name, "error-unknown-option", lang)
-        data[name] = [c for c in codes if c in g.vocabulary[name]]
-
-    mri = form.values.get("mri_confirmed", "unknown") or "unknown"
-    if mri not in MRI_CHOICES:
-        form.error("mri_confirmed", "error-unknown-option", lang)
-    elif mri != "unknown":
-        data["mri_confirmed"] = mri == "yes"
-    data["severe_disabling_pain"] = form.values.get("severe_disabling_pain") == "yes"
-    surgeon = form.values.get("spine_surgeon_assessment", "none") or "none"
-    if surgeon not in g.vocabulary["spine_surgeon_assessment"]:
-        form.error("spine_surgeon_assessment", "error-unknown-option", lang)
-    else:
-        data["spine_surgeon_assessment"] = surgeon
-    return data
+def _field_of(spec: FormSpec, location: str | None) -> str:
+    """The form field an error's location names (``form`` when none does)."""
+    where = (location or "").removeprefix("$.").split(".")[0].split("[")[0]
+    for f in spec.fields:
+        if where == f.name or (isinstance(f, BirthOrAgeField) and where in (f.birth, f.age)):
+            return where
+    return "form"
 
 
-def _engine_error(form: CaseForm, exc: InputError, lang: Lang) -> None:
-    message = str(exc)
-    name, _, detail = message.partition(": ")
-    for field_name, words, key in _ENGINE_ERRORS:
-        if name == field_name and words in detail:
-            form.error(field_name, key, lang, low=AGE_MIN, high=AGE_MAX)
-            return
-    target = name if name in CASE_FIELDS else "form"
-    form.error(target, "error-invalid", lang, detail=message)
-
-
-def assess(form: CaseForm, g: Guideline, lang: Lang, today: dt.date) -> Assessment | None:
+def assess(
+    form: CaseForm, package: GuidelinePackage, lang: Lang, today: dt.date
+) -> Assessment | None:
     """The assessment of the case in ``form``, or None with ``form.errors`` filled in."""
-    data = _case_data(form, g, lang, today)
-    on: dt.date = data.pop("_on")
+    reader = _Reader(form, package, lang)
+    on = reader.read(today)
     if form.errors:
         return None
     try:
-        return evaluate(parse_case(data), g, on)
+        return package.evaluate(package.parse_case(reader.data), on)
     except InputError as exc:
-        _engine_error(form, exc, lang)
+        form.error(
+            _field_of(form.spec, exc.location),
+            package.texts("error-invalid", lang, detail=exc.problem),
+        )
         return None

@@ -3,6 +3,7 @@ and static files served from memory."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import mimetypes
 import time
@@ -17,9 +18,10 @@ from fastapi import Response
 from fastapi.responses import HTMLResponse
 
 from nkr._guideline import LANGS, Lang
+from nkr._package import GuidelinePackage
 from nkr._render import grade_in_words
-from nkr.guidelines.lumbar_radiculopathy import guideline
-from nkr.web._text import long_date, text
+from nkr._texts import generic_texts
+from nkr.web._spec import long_date
 
 _HERE = Path(__file__).parent
 STATIC_DIR = _HERE / "static"
@@ -75,6 +77,14 @@ def static_url(name: str) -> str:
     return f"/static/{name}?v={static_files()[name].etag}"
 
 
+def parse_lang(value: str | None) -> Lang:
+    """The page language from a ``lang`` parameter; Danish unless English is asked for."""
+    for lang in LANGS:
+        if value == lang:
+            return lang
+    return "da"
+
+
 def url_for_lang(path: str, lang: Lang, params: list[tuple[str, str]] | None = None) -> str:
     """A page URL in ``lang``: Danish is the default and carries no parameter."""
     query = [(k, v) for k, v in params or [] if k != "lang"]
@@ -96,9 +106,7 @@ def environment() -> jinja2.Environment:
     env.globals.update(
         static_url=static_url,
         url=url_for_lang,
-        guideline=guideline,
         grade_in_words=grade_in_words,
-        long_date=long_date,
         LANGS=LANGS,
     )
     return env
@@ -106,8 +114,7 @@ def environment() -> jinja2.Environment:
 
 def warm_up() -> None:
     """Compile every template and read every static file once, at start-up."""
-    text("site-name", "da")
-    text("version", "da")  # the shared interface texts
+    generic_texts()
     env = environment()
     for name in env.list_templates(extensions=["html"]):
         env.get_template(name)
@@ -138,20 +145,29 @@ def render(
     lang: Lang,
     path: str,
     clock: Clock,
+    package: GuidelinePackage | None,
+    links: tuple[tuple[str, str], ...],
     status_code: int = 200,
     no_store: bool = False,
     query: list[tuple[str, str]] | None = None,
     switch_form: list[tuple[str, str]] | None = None,
     **context: Any,
 ) -> HTMLResponse:
-    """Render a page with the shared context: language, language switch, navigation.
+    """Render a page with the shared context: language, language switch, navigation, and the
+    guideline the page is about (``package``; None on a page about none): its content as
+    ``g``, its texts behind ``_`` (falling back on the generic texts), its URLs under
+    ``base``.
 
     ``switch_form`` carries the fields of a posted form, so that switching language on a result
     page re-posts it instead of putting patient data in a URL."""
     other: Lang = "en" if lang == "da" else "da"
+    texts = generic_texts() if package is None else package.texts
 
     def _(key: str, **params: object) -> str:
-        return text(key, lang, **params)
+        return texts(key, lang, **params)
+
+    def date_words(value: dt.date) -> str:
+        return long_date(value, lang, texts)
 
     html = (
         environment()
@@ -163,6 +179,12 @@ def render(
             switch_href=url_for_lang(path, other, query),
             switch_form=switch_form,
             _=_,
+            texts=texts,
+            long_date=date_words,
+            package=package,
+            g=None if package is None else package.content,
+            base="" if package is None else f"/{package.slug}",
+            links=links,
             **context,
         )
     )
