@@ -3,7 +3,6 @@ command line, the web app's form and the CDS Hooks services must show the same."
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -14,22 +13,8 @@ from tests.cases.table import CASES, TableCase, check
 
 pytestmark = pytest.mark.usefixtures("fictional")
 
-# The web form and CDS Hooks runners need the generic adapters of issue 10 (the form and card
-# kits); until those are merged they are not run.
-ADAPTERS_MERGED = all(
-    importlib.util.find_spec(name) is not None for name in ("nkr.cdshooks._kit", "nkr.web._spec")
-)
-ADAPTERS = pytest.mark.skipif(not ADAPTERS_MERGED, reason="generic web/CDS adapters not merged")
 
-
-@pytest.fixture(
-    params=[
-        "engine",
-        "cli",
-        pytest.param("web-form", marks=ADAPTERS),
-        pytest.param("cds-hooks", marks=ADAPTERS),
-    ]
-)
+@pytest.fixture(params=["engine", "cli", "web-form", "cds-hooks"])
 def runner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Runner:
     runners: dict[str, Runner] = {
         "engine": EngineRunner(),

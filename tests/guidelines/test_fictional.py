@@ -4,17 +4,25 @@ the proof that the guideline interface is complete."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
+import re
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
-from nkr import InputError
+from nkr import InputError, _clock
+from nkr._app import create_app
 from nkr._cli import main
-from nkr._package import MEMBERS, discover, registry
+from nkr._package import MEMBERS, Registry, discover, registry
+from nkr._settings import Settings
+from nkr.cdshooks._feedback import topic_label
 from tests.guidelines.install import FICTIONAL_ID, FICTIONAL_ROOT, LUMBAR_ID, add_to_path
 
 if TYPE_CHECKING:
@@ -150,7 +158,8 @@ def test_nkr_evaluate_text_and_summary(
     assert "overdue" in text
     summary = nkr(capsys, *args, "--format", "summary").splitlines()
     assert summary[:3] == [
-        "nkr (fiktiv, kun til test): NKR Fictional guideline (test), version 0.1 (not in force)",
+        "nkr (fiktiv, kun til test): NKR Fictional guideline (test), version 0.1 "
+        "(not in force since 2026-01-01)",
         "Assessment date: 2026-03-20; Fictional score: 10 of 10",
         "In the target population.",
     ]
@@ -289,14 +298,274 @@ def test_no_guideline_installed_is_one_clear_line(monkeypatch: pytest.MonkeyPatc
         discover({})
 
 
-def test_the_feedback_report_names_a_topic_from_its_guideline(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from nkr import _cli
-    from nkr._package import Registry
+# -- the web app and CDS Hooks, in-process -------------------------------------------------
 
-    fictional = registry().get(FICTIONAL_ID)
-    monkeypatch.setattr(_cli, "registry", lambda: Registry((fictional,), FICTIONAL_ID))
-    assert _cli._topic_label("fiktiv-opfoelgning", "en") == "Fictional follow-up"
-    assert _cli._topic_label("no-such-topic", "en") == "no-such-topic"
-    assert _cli._topic_label(None, "da") == "(ukendt kort)"
+ON = dt.date(2026, 3, 10)
+SERVICE = "test-fiktiv-patient-view"
+FORM = {
+    "assessment_date": ON.isoformat(),
+    "age": "40",
+    "score": "8",
+    "first_visit": "2026-03-01",
+    "planned": "fiktiv_pille",
+}
+
+
+def _score(value: object, effective: str = "2026-03-01") -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": "s1",
+        "status": "final",
+        "code": {"coding": [{"system": "urn:nkr:test:fiktiv", "code": "score"}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": effective,
+        "valueInteger": value,
+    }
+
+
+def hook_call(*observations: dict[str, Any], birth_date: str = "1986-01-01") -> dict[str, Any]:
+    return {
+        "hook": "patient-view",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {"userId": "Practitioner/1", "patientId": "p1"},
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": "p1", "birthDate": birth_date},
+            "observations": {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [{"resource": o} for o in observations],
+            },
+        },
+    }
+
+
+Call = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+def http(tmp_path: Path, *calls: Call, known: Registry | None = None) -> list[httpx.Response]:
+    """``calls`` in order against one app (``known``: the installed guidelines), in-process."""
+    settings = Settings.from_env({"NKR_DATA_DIR": str(tmp_path)})
+    app = create_app(settings, known or registry())
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            return [await call(c) for call in calls]
+
+    return asyncio.run(run())
+
+
+def get(path: str) -> Call:
+    return lambda client: client.get(path)
+
+
+def post(path: str, *, data: Mapping[str, str] | None = None, json: object = None) -> Call:
+    return lambda client: client.post(path, data=data, json=json)
+
+
+@pytest.fixture
+def today(monkeypatch: pytest.MonkeyPatch) -> dt.date:
+    """The service's "today" (CDS Hooks and the blank form take the date from the clock)."""
+    noon = dt.datetime(ON.year, ON.month, ON.day, 11, 0, tzinfo=dt.UTC)
+    monkeypatch.setattr(_clock, "utc_now", lambda: noon)
+    return ON
+
+
+def test_the_start_page_lists_both_guidelines(tmp_path: Path) -> None:
+    (start,) = http(tmp_path, get("/?lang=en"))
+    assert start.status_code == 200
+    assert 'href="/fiktiv/?lang=en"' in start.text
+    assert 'href="/lumbal-radikulopati/?lang=en"' in start.text
+    assert "Fictional guideline for testing nkr – no clinical content" in start.text
+
+
+def test_its_guide_and_recommendation_pages_are_under_its_slug(tmp_path: Path) -> None:
+    guide, rec, other = http(
+        tmp_path,
+        get("/fiktiv/?lang=en"),
+        get("/fiktiv/anbefalinger/fiktiv-opfoelgning?lang=en"),
+        get("/fiktiv/anbefalinger/mri"),
+    )
+    assert guide.status_code == rec.status_code == 200
+    assert "Offer the fictional talk to fictional patients." in guide.text
+    assert 'href="/fiktiv/anbefalinger/fiktiv-pille?lang=en"' in guide.text
+    assert "within 14 days of the first visit" in rec.text
+    # The lumbar guideline's recommendation is not one of its pages.
+    assert other.status_code == 404
+
+
+def test_its_blank_form_has_its_own_fields(tmp_path: Path, today: dt.date) -> None:
+    (page,) = http(tmp_path, get("/fiktiv/vurdering?lang=en"))
+    assert page.status_code == 200
+    names = set(re.findall(r'<input[^>]* name="([a-z_]+)"', page.text))
+    assert names == {"lang", "assessment_date", "age", "score", "first_visit", "followed_up"} | {
+        "planned"
+    }
+    assert f'value="{today.isoformat()}"' in page.text
+    assert "A whole number from 0 to 10." in page.text
+    assert "symptom_onset" not in page.text
+
+
+def test_its_assessment_shows_each_status_and_the_deadline(tmp_path: Path) -> None:
+    (page,) = http(tmp_path, post("/fiktiv/vurdering", data={**FORM, "lang": "en"}))
+    assert page.status_code == 200
+    statuses = dict(re.findall(r'id="result-([a-z0-9-]+)" data-status="([a-z-]+)"', page.text))
+    assert statuses == {
+        "fiktiv-samtale": "applies",
+        "fiktiv-pille": "caution",
+        "fiktiv-opfoelgning": "due",
+    }
+    assert "Follow-up by 2026-03-15." in page.text
+    assert 'id="deadline-fiktiv-opfoelgning"' in page.text
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("score", "11", "Enter a whole number from 0 to 10."),
+        ("score", "", "This field is required."),
+        ("age", "forty", "Enter a whole number from 0 to 130."),
+        ("first_visit", "2026-03-11", "The first visit cannot be after the assessment date."),
+    ],
+)
+def test_a_wrong_field_is_an_inline_error_beside_it(
+    field: str, value: str, message: str, tmp_path: Path
+) -> None:
+    (page,) = http(tmp_path, post("/fiktiv/vurdering", data={**FORM, field: value, "lang": "en"}))
+    assert page.status_code == 400
+    error = re.search(rf'<p class="field-error" id="{field}-error">(.*?)</p>', page.text, re.S)
+    assert error is not None, page.text[:2000]
+    assert message in error[1]
+    assert f'href="#{field}"' in page.text
+
+
+def test_its_handout(tmp_path: Path) -> None:
+    (page,) = http(tmp_path, get("/fiktiv/pjece?lang=en"))
+    assert page.status_code == 200
+    assert "You are offered a fictional talk." in page.text
+    assert "not in force since 1 January 2026" in page.text
+
+
+def test_cds_discovery_lists_its_service_with_its_prefetch(tmp_path: Path) -> None:
+    (discovery,) = http(tmp_path, get("/cds-services"))
+    services = {s["id"]: s for s in discovery.json()["services"]}
+    assert services[SERVICE] == {
+        "hook": "patient-view",
+        "id": SERVICE,
+        "title": "Fiktiv retningslinje (test)",
+        "description": "Fiktive kort til test af nkr.",
+        "prefetch": {
+            "patient": "Patient/{{context.patientId}}",
+            "observations": "Observation?patient={{context.patientId}}",
+        },
+    }
+    assert "nkr-lumbal-radikulopati-patient-view" in services
+
+
+def test_a_cds_call_gives_its_card(tmp_path: Path, today: dt.date) -> None:
+    call = hook_call(_score(8))
+    call["extension"] = {"nkr-lang": "en"}
+    (response,) = http(tmp_path, post(f"/cds-services/{SERVICE}", json=call))
+    assert response.status_code == 200, response.text
+    (card,) = response.json()["cards"]
+    assert card["indicator"] == "warning"
+    assert card["summary"].startswith("Fictional follow-up: Follow-up by 2026-03-15.")
+    assert card["source"]["topic"] == {
+        "system": "urn:nkr:cds-card-topic",
+        "code": "fiktiv-opfoelgning",
+        "display": "Fictional follow-up",
+    }
+    assert card["source"]["url"] == "https://example.org/fiktiv-retningslinje"
+    assert [link["url"] for link in card["links"]] == [
+        "http://127.0.0.1/fiktiv/anbefalinger/fiktiv-opfoelgning?lang=en"
+    ]
+    # How the record was read, and the guideline's exact wording.
+    assert "Fictional score 8 from 2026-03-01; first visit 2026-03-01." in card["detail"]
+    assert "within 14 days of the first visit" in card["detail"]
+
+
+def test_a_cds_call_without_a_score_gives_no_card(tmp_path: Path, today: dt.date) -> None:
+    other = {**_score(8), "code": {"coding": [{"system": "urn:nkr:test:fiktiv", "code": "x"}]}}
+    (response,) = http(tmp_path, post(f"/cds-services/{SERVICE}", json=hook_call(other)))
+    assert response.status_code == 200
+    assert response.json() == {"cards": []}
+
+
+@pytest.mark.parametrize(
+    ("call", "expression", "problem"),
+    [
+        (
+            hook_call(_score(11)),
+            "$.prefetch.observations.entry[0].resource.valueInteger",
+            "expected a score from 0 to 10",
+        ),
+        (
+            hook_call(_score(8, "2026-03-11")),
+            "$.prefetch.observations.entry[0].resource.effectiveDateTime",
+            "after the assessment date",
+        ),
+        (
+            hook_call(_score(8), birth_date="1986-02-30"),
+            "$.prefetch.patient.birthDate",
+            "impossible date",
+        ),
+    ],
+)
+def test_a_value_that_cannot_be_right_is_a_400_at_its_json_path(
+    call: dict[str, Any], expression: str, problem: str, tmp_path: Path, today: dt.date
+) -> None:
+    (response,) = http(tmp_path, post(f"/cds-services/{SERVICE}", json=call))
+    assert response.status_code == 400
+    (issue,) = response.json()["issue"]
+    assert issue["expression"] == [expression]
+    assert problem in issue["diagnostics"]
+
+
+def test_the_integrators_page_calls_it_with_its_sample(tmp_path: Path, today: dt.date) -> None:
+    query = f"guideline=fiktiv&service={SERVICE}&sample=1-high-score&lang=en"
+    (page,) = http(tmp_path, get(f"/integration?{query}"))
+    assert page.status_code == 200
+    assert "Fictional follow-up: Follow-up by 2026-03-15." in page.text
+
+
+def test_the_feedback_report_names_a_topic_from_its_guideline(
+    tmp_path: Path, today: dt.date, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def feedback(client: httpx.AsyncClient) -> httpx.Response:
+        response = await client.post(f"/cds-services/{SERVICE}", json=hook_call(_score(8)))
+        (card,) = response.json()["cards"]
+        item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-03-10"}
+        return await client.post(f"/cds-services/{SERVICE}/feedback", json={"feedback": [item]})
+
+    (stored,) = http(tmp_path, feedback)
+    assert stored.status_code == 200, stored.text
+    out = nkr(capsys, "feedback", "report", "--data-dir", str(tmp_path), "--json", "--lang", "en")
+    (row,) = json.loads(out)
+    assert (row["topic"], row["label"], row["shown"], row["overridden"]) == (
+        "fiktiv-opfoelgning",
+        "Fictional follow-up",
+        1,
+        1,
+    )
+    assert topic_label("no-such-topic", "en") == "no-such-topic"
+
+
+def test_the_installed_product_alone_does_not_see_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(FICTIONAL_ROOT)])
+    alone = discover({})
+    start, page, discovery, call = http(
+        tmp_path,
+        get("/"),
+        get("/fiktiv/"),
+        get("/cds-services"),
+        post(f"/cds-services/{SERVICE}", json=hook_call(_score(8))),
+        known=alone,
+    )
+    assert start.status_code == 200
+    assert "Fiktiv" not in start.text
+    assert "/fiktiv/" not in start.text
+    assert page.status_code == 404
+    assert SERVICE not in discovery.text
+    assert call.status_code == 404

@@ -26,6 +26,7 @@ from nkr.web._spec import (
     DateField,
     FlagField,
     FormSpec,
+    IntegerField,
     TriStateField,
 )
 
@@ -36,6 +37,7 @@ TRISTATE = ("unknown", "yes", "no")
 _ISO = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII)
 _DANISH = re.compile(r"(\d{1,2})[-./](\d{1,2})[-./](\d{4})", re.ASCII)
 _AGE = re.compile(r"\d{1,3}", re.ASCII)
+_WHOLE = re.compile(r"-?\d{1,9}", re.ASCII)
 _MAX_VALUE_CHARS = 200
 
 
@@ -145,6 +147,16 @@ class _Reader:
         else:
             self.data[f.age] = int(age_text)
 
+    def integer(self, f: IntegerField) -> None:
+        text = self.form.values.get(f.name, "")
+        if not text:
+            if f.required:
+                self.error(f.name, "error-required")
+        elif _WHOLE.fullmatch(text) is None or not f.minimum <= int(text) <= f.maximum:
+            self.error(f.name, "error-whole-number", low=f.minimum, high=f.maximum)
+        else:
+            self.data[f.name] = int(text)
+
     def codes(self, f: CheckboxesField) -> None:
         known = self.package.content.vocabulary[f.vocabulary_name]
         codes = self.form.checked.get(f.name, [])
@@ -168,6 +180,8 @@ class _Reader:
                 self.birth_or_age(f, on)
             elif isinstance(f, CheckboxesField):
                 self.codes(f)
+            elif isinstance(f, IntegerField):
+                self.integer(f)
             elif isinstance(f, TriStateField):
                 answer = values.get(f.name) or "unknown"
                 if answer not in TRISTATE:

@@ -115,8 +115,29 @@ class CheckboxesField:
         return self.vocabulary or self.name
 
 
+@dataclass(frozen=True, slots=True)
+class IntegerField:
+    """A whole number from ``minimum`` to ``maximum``, an integer in the case (absent when
+    left blank and not ``required``)."""
+
+    kind: ClassVar[str] = "integer"
+    name: str
+    label: str
+    hint: str
+    minimum: int
+    maximum: int
+    required: bool = False
+    entered: str | None = None
+
+
 FormField: TypeAlias = (
-    DateField | BirthOrAgeField | TriStateField | FlagField | ChoiceField | CheckboxesField
+    DateField
+    | BirthOrAgeField
+    | TriStateField
+    | FlagField
+    | ChoiceField
+    | CheckboxesField
+    | IntegerField
 )
 
 

@@ -13,9 +13,17 @@ import datetime as dt
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from nkr import Assessment, Guideline, Texts, generic_texts, load_guideline, load_texts
+from nkr import (
+    Assessment,
+    Guideline,
+    GuidelinePackage,
+    Texts,
+    generic_texts,
+    load_guideline,
+    load_texts,
+)
 from nkr_fictional_guideline import adapters
 from nkr_fictional_guideline.case import FictionalCase, parse_case
 from nkr_fictional_guideline.rules import RULES, evaluate
@@ -68,3 +76,8 @@ class FictionalGuideline:
 def package(env: Mapping[str, str]) -> FictionalGuideline:
     """The entry point ``nkr.guidelines``."""
     return FictionalGuideline(env)
+
+
+if TYPE_CHECKING:
+    # mypy checks that the class implements the interface, member by member.
+    _: GuidelinePackage = FictionalGuideline({})

@@ -1,80 +1,129 @@
 """What the fictional guideline gives the FHIR, CDS Hooks and web adapters (tests only).
 
-RECONCILE AT MERGE (issue 10): the generic types these functions build are being written in
-parallel with this file -- ``nkr.fhir._read.PatientRecord`` and ``nkr.fhir._valuesets``
-(typed record, value sets per guideline), ``nkr.cdshooks._kit.CardKit`` (card rules) and
-``nkr.web._spec.FormSpec / Handout / Sample`` (form, handout, samples). The calls below are
-written against the names the lead's ``nkr._package`` Protocol gives them and a best guess
-of their constructors; adjust them to the merged signatures. Everything this guideline knows
-is here: one value set (``valuesets/fiktiv-score.json``), one patient-view service with one
-card rule (a follow-up due or overdue), a form of four fields, a one-paragraph handout and
-one sample patient. The content, case and rules (``guideline.toml``, ``case.py``,
-``rules.py``) need nothing from these modules.
+Built only from nkr's generic pieces, as a guideline shipped by another team would be: the
+typed record (:mod:`nkr.fhir._read`), the value-set loader (:mod:`nkr.fhir._valuesets`), the
+reading's result (:mod:`nkr.fhir._reading`), the card kit (:class:`nkr.cdshooks._kit.CardKit`)
+and the web app's form, handout and samples (:mod:`nkr.web._spec`). Everything this guideline
+knows is here: one value set (``valuesets/fiktiv-score.json``), one patient-view service with
+one card rule (a follow-up due or overdue), a form of the case's fields, a one-paragraph
+handout (``handout.toml``) and one sample patient (``samples/``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
+
+from annotated_types import Ge, Le
 
 from nkr import Assessment, Lang, Localized, RecStatus, ServiceSpec
+from nkr.fhir._read import Observation, PatientRecord, Resource, first_day, read_date
+from nkr.fhir._reading import FhirReading, Note
+from nkr.fhir._valuesets import ValueSets, load_valuesets
+from nkr.web._spec import (
+    CheckboxesField,
+    DateField,
+    DateOrder,
+    FlagField,
+    FormSpec,
+    Handout,
+    IntegerField,
+    Sample,
+    Section,
+    load_handout,
+    load_samples,
+)
 from nkr_fictional_guideline.case import FictionalCase
 from nkr_fictional_guideline.rules import FOLLOW_UP
 
 if TYPE_CHECKING:
-    from nkr.web._spec import FormSpec, Handout, Sample
-
     from nkr.cdshooks._kit import CardKit
-    from nkr.fhir._read import PatientRecord
-    from nkr.fhir._reading import FhirReading
-    from nkr.fhir._valuesets import ValueSets
     from nkr_fictional_guideline import FictionalGuideline
 
-VALUESET_DIR: Final = Path(__file__).parent / "valuesets"
+HERE: Final = Path(__file__).parent
+VALUESET_DIR: Final = HERE / "valuesets"
+HANDOUT_FILE: Final = HERE / "handout.toml"
+SAMPLES_DIR: Final = HERE / "samples"
 SCORE_VALUESET: Final = "fiktiv-score"
 SERVICE_ID: Final = "test-fiktiv-patient-view"
-PREFETCH: Final[Mapping[str, str]] = {
-    "patient": "Patient/{{context.patientId}}",
-    "observations": "Observation?patient={{context.patientId}}",
-}
+PREFETCH: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "patient": "Patient/{{context.patientId}}",
+        "observations": "Observation?patient={{context.patientId}}",
+    }
+)
+_DONE: Final = frozenset({"final", "amended", "corrected"})
 
 
 def _localized(package: FictionalGuideline, key: str) -> Localized:
     return Localized(da=package.texts(key, "da"), en=package.texts(key, "en"))
 
 
+def limits(name: str) -> tuple[int, int]:
+    """The case format's own bounds of an integer field, so that the form and the reading of
+    FHIR never disagree with it."""
+    low, high = 0, 0
+    for item in FictionalCase.model_fields[name].metadata:
+        if isinstance(item, Ge):
+            low = int(str(item.ge))
+        elif isinstance(item, Le):
+            high = int(str(item.le))
+    return low, high
+
+
 # -- FHIR ------------------------------------------------------------------------------------
 
 
 def valuesets(package: FictionalGuideline) -> ValueSets:
-    # RECONCILE: the per-guideline loader of value sets (a folder of ValueSetFile JSON).
-    from nkr.fhir._valuesets import load_valuesets
+    return load_valuesets(VALUESET_DIR, (SCORE_VALUESET,))
 
-    return load_valuesets(shipped_dir=VALUESET_DIR)
+
+def _at(record: PatientRecord, resource: Resource, field: str) -> Callable[[], str]:
+    """Where ``field`` of ``resource`` is: found only when an error needs it."""
+    return lambda: f"{record.path(resource)}.{field}"
+
+
+def _years(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
 def read_record(package: FictionalGuideline, record: PatientRecord, on: dt.date) -> FhirReading:
-    """The case from the record: the age from the birth date, the latest score in the value
-    set ``fiktiv-score`` and the date of the first such score."""
-    from nkr.fhir._reading import FhirReading, Note
-
-    # RECONCILE: the typed record's member names (patient.birth_date, observations, code,
-    # effective date, integer value) and the value-set membership test.
-    born = record.patient.birth_date if record.patient is not None else None
-    scores = sorted(
-        (o.effective_date, o.value_integer)
-        for o in record.observations
-        if package.valuesets.contains(SCORE_VALUESET, o.code) and o.value_integer is not None
-    )
-    if born is None:
+    """The case from the record: the age from the birth date (a partial one gives the lowest
+    age possible), the latest score in the value set ``fiktiv-score`` (final, amended or
+    corrected, dated) and the date of the earliest such score as the first visit."""
+    patient = record.patient
+    if patient is None or patient.birthDate is None:
         return FhirReading(None, (Note("fhir.no-birth-date"),), ())
+    born = read_date(patient.birthDate, _at(record, patient, "birthDate"))
+    if born.first > on:
+        raise record.error(patient, "birthDate", "after the assessment date")
+    low, high = limits("score")
+    scores: list[tuple[dt.date, int]] = []
+    for o in record.of(Observation):
+        if SCORE_VALUESET not in package.valuesets.ids_in(o.code) or o.status not in _DONE:
+            continue
+        if o.effectiveDateTime is None:
+            continue
+        when = first_day(o.effectiveDateTime, _at(record, o, "effectiveDateTime"))
+        value = o.valueInteger
+        if not isinstance(value, int) or not low <= value <= high:
+            raise record.error(o, "valueInteger", f"expected a score from {low} to {high}")
+        if when > on:
+            raise record.error(o, "effectiveDateTime", "after the assessment date")
+        scores.append((when, value))
     if not scores:
         return FhirReading(None, (Note("fhir.no-score"),), ())
-    age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-    case = FictionalCase(age=age, score=scores[-1][1], first_visit=scores[0][0])
-    return FhirReading(case, (), ())
+    scores.sort()
+    (first, _), (latest, score) = scores[0], scores[-1]
+    case = FictionalCase(age=_years(min(born.last, on), on), score=score, first_visit=first)
+    note = Note(
+        "fhir.score-read",
+        (("score", score), ("date", latest.isoformat()), ("first", first.isoformat())),
+    )
+    return FhirReading(case, (note,), ())
 
 
 # -- CDS Hooks -------------------------------------------------------------------------------
@@ -98,14 +147,14 @@ def cards(package: FictionalGuideline, hook: str, assessment: Assessment, kit: C
     result = assessment.result(FOLLOW_UP)
     if result.status not in (RecStatus.DUE, RecStatus.OVERDUE):
         return
-    # RECONCILE: CardKit's method for one card (topic, indicator, summary, recommendations).
-    kit.card(
+    kit.add(
         topic=FOLLOW_UP,
         indicator="warning",
-        summary=lambda lang: package.texts(
-            "card.follow-up", lang, text=assessment.text(result.reason, lang)
+        summary=kit.text("card.follow-up", text=kit.reason(result.reason), tag=kit.tag),
+        detail=kit.detail(
+            kit.block(FOLLOW_UP), kit.why(result.reason), kit.notes, kit.footer(FOLLOW_UP)
         ),
-        recommendations=(FOLLOW_UP,),
+        link_to=FOLLOW_UP,
     )
 
 
@@ -118,47 +167,31 @@ def topic_label(package: FictionalGuideline, topic: str, lang: Lang) -> str | No
 
 
 def form(package: FictionalGuideline) -> FormSpec:
-    # RECONCILE: FormSpec's field kinds; the form's names are the case's fields.
-    from nkr.web._spec import Field, FormSpec
-
+    """The form: the case's fields by name, with the assessment date first."""
+    fields = (
+        DateField(
+            "assessment_date", "field-assessment-date", "hint-date-today", required=True, today=True
+        ),
+        IntegerField("age", "form.age", "form.hint-age", *limits("age"), required=True),
+        IntegerField("score", "form.score", "form.hint-score", *limits("score"), required=True),
+        DateField("first_visit", "form.first_visit", "hint-date", required=True),
+        FlagField("followed_up", "form.followed_up", "form.hint-followed_up"),
+        CheckboxesField("planned", "form.planned"),
+    )
     return FormSpec(
-        fields=(
-            Field("age", "integer", _localized(package, "form.age"), required=True),
-            Field("score", "integer", _localized(package, "form.score"), required=True),
-            Field("first_visit", "date", _localized(package, "form.first_visit"), required=True),
-            Field("followed_up", "boolean", _localized(package, "form.followed_up")),
-            Field("planned", "choices", _localized(package, "form.planned"), vocabulary="planned"),
-        )
+        sections=(Section("patient", "form.section", fields),),
+        date="assessment_date",
+        checks=(
+            DateOrder(
+                "first_visit", "assessment_date", "first_visit", "form.error-first-visit-future"
+            ),
+        ),
     )
 
 
 def handout(package: FictionalGuideline) -> Handout:
-    # RECONCILE: Handout's paragraph type (text tied to the recommendations it rests on).
-    from nkr.web._spec import Handout, Paragraph
-
-    return Handout(
-        title=_localized(package, "handout.title"),
-        paragraphs=(Paragraph(_localized(package, "handout.talk"), ("fiktiv-samtale",)),),
-    )
+    return load_handout(HANDOUT_FILE)
 
 
 def samples(package: FictionalGuideline) -> Mapping[str, Sample]:
-    # RECONCILE: Sample's shape (a title and FHIR resources).
-    from nkr.web._spec import Sample
-
-    patient: dict[str, Any] = {"resourceType": "Patient", "id": "f1", "birthDate": "1980-01-01"}
-    score: dict[str, Any] = {
-        "resourceType": "Observation",
-        "id": "s1",
-        "status": "final",
-        "code": {"coding": [{"system": "urn:nkr:test:fiktiv", "code": "score"}]},
-        "subject": {"reference": "Patient/f1"},
-        "effectiveDateTime": "2026-03-01",
-        "valueInteger": 8,
-    }
-    return {
-        "1-high-score": Sample(
-            title=Localized(da="Fiktiv score 8", en="Fictional score 8"),
-            resources=(patient, score),
-        )
-    }
+    return load_samples(SAMPLES_DIR)
