@@ -136,7 +136,7 @@ def parse_hook_request(body: bytes, hook: str, templates: Mapping[str, str]) -> 
     if not body.strip():
         raise _fail("$", "the request body is empty (expected a CDS Hooks request, a JSON object)")
     try:
-        call = decode_call(body)
+        call = decode_call(body, templates)
     except RequestError:
         raise
     except InputError as exc:
