@@ -195,4 +195,3 @@ def accept_language(header: str | None) -> Lang:
         if best is None or candidate[:2] > best[:2]:
             best = candidate
     return "da" if best is None else best[2]
-
