@@ -371,6 +371,15 @@ def test_an_order_select_draft_with_a_bad_id_is_a_400(client: httpx.Client) -> N
     assert issue["diagnostics"].startswith("$.context.draftOrders.entry[0].resource.id: ")
 
 
+def test_an_order_select_draft_with_an_empty_id_can_be_selected(client: httpx.Client) -> None:
+    """As before the typed reader: the selection names the entry by "ResourceType/id"."""
+    draft = service_request("mri", "sr-1")
+    draft["id"] = ""
+    body = hook_request("order-select", drafts=[draft], selections=["ServiceRequest/"])
+    response = _call(client, "order-select", body)
+    assert response.status_code == 200, response.text
+
+
 def test_cards_bundles_still_work_for_order_select(client: httpx.Client) -> None:
     drafts = [service_request("mri", "sr-1"), service_request("bed_rest", "sr-2")]
     body = hook_request("order-select", drafts=drafts, selections=["ServiceRequest/sr-1"])

@@ -71,7 +71,7 @@ def _draft_orders(call: HookCall, hook: str) -> tuple[list[Resource], Bundle | N
         raise _fail(
             "$.context.selections", "required field is missing (expected an array of strings)"
         )
-    by_ref = {f"{d.resource_type}/{d.id}": d for d in drafts if d.id}
+    by_ref = {f"{d.resource_type}/{d.id}": d for d in drafts if d.id is not None}
     chosen: list[Resource] = []
     for index, ref in enumerate(selections):
         found = by_ref.get(ref)
