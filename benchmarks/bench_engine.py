@@ -11,7 +11,7 @@ import platform
 import time
 from typing import Any
 
-import nkr
+from nkr.guidelines.lumbar_radiculopathy import package
 
 ON = dt.date(2026, 11, 26)
 
@@ -49,8 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
-    g = nkr.guideline()
-    cases = [nkr.parse_case(c) for c in CASES]
+    lr = package()
+    cases = [lr.parse_case(c) for c in CASES]
 
     def rate(fn: Any) -> float:
         for _ in range(2000):  # warm up
@@ -68,17 +68,17 @@ def main() -> None:
 
     def evaluate_one() -> None:
         nonlocal i
-        nkr.evaluate(cases[i % 4], g, ON)
+        lr.evaluate(cases[i % 4], ON)
         i += 1
 
     def parse_and_evaluate_one() -> None:
         nonlocal i
-        nkr.evaluate(nkr.parse_case(CASES[i % 4]), g, ON)
+        lr.evaluate(lr.parse_case(CASES[i % 4]), ON)
         i += 1
 
     def evaluate_and_render_one() -> None:
         nonlocal i
-        nkr.evaluate(cases[i % 4], g, ON).to_json("da")
+        lr.evaluate(cases[i % 4], ON).to_json("da")
         i += 1
 
     print(f"python {platform.python_version()} on {platform.machine()}, one core")

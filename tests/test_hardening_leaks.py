@@ -125,7 +125,11 @@ def test_a_pain_score_written_as_text_is_not_a_number(client: httpx.Client, valu
     score["valueQuantity"]["value"] = value
     body = hook_request("patient-view", observations=[score])
     issue = _outcome(_call(client, "patient-view", body), 400)
-    assert "valueQuantity.value: expected a number" in issue["diagnostics"]
+    assert issue["diagnostics"].startswith(
+        "$.prefetch.observations.entry[0].resource.valueQuantity.value: expected an integer or a"
+        " number"
+    ), issue
+    assert value not in issue["diagnostics"]
 
 
 def test_ascii_digits_still_read_as_before(client: httpx.Client) -> None:
@@ -351,7 +355,7 @@ def test_an_order_select_draft_without_resource_type_is_a_400_not_a_logged_error
     for _ in range(3):
         issue = _outcome(_call(client, "order-select", body), 400)
         assert issue["diagnostics"].startswith(
-            "context.draftOrders.entry[0].resource.resourceType: required"
+            "$.context.draftOrders.entry[0].resource.resourceType: required"
         ), issue
     sign = hook_request("order-sign", drafts=[draft])
     assert "resourceType" in _outcome(_call(client, "order-sign", sign), 400)["diagnostics"]
@@ -364,7 +368,16 @@ def test_an_order_select_draft_with_a_bad_id_is_a_400(client: httpx.Client) -> N
     draft["id"] = 17
     body = hook_request("order-select", drafts=[draft], selections=["ServiceRequest/17"])
     issue = _outcome(_call(client, "order-select", body), 400)
-    assert issue["diagnostics"].startswith("context.draftOrders.entry[0].resource.id")
+    assert issue["diagnostics"].startswith("$.context.draftOrders.entry[0].resource.id: ")
+
+
+def test_an_order_select_draft_with_an_empty_id_can_be_selected(client: httpx.Client) -> None:
+    """As before the typed reader: the selection names the entry by "ResourceType/id"."""
+    draft = service_request("mri", "sr-1")
+    draft["id"] = ""
+    body = hook_request("order-select", drafts=[draft], selections=["ServiceRequest/"])
+    response = _call(client, "order-select", body)
+    assert response.status_code == 200, response.text
 
 
 def test_cards_bundles_still_work_for_order_select(client: httpx.Client) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -12,6 +14,7 @@ from nkr import _ops, cdshooks, fhir, web
 from nkr._middleware import BodySizeLimit, RequestHeadGuard
 from nkr._package import Registry
 from nkr._settings import Settings
+from nkr.cdshooks import _openapi as cdshooks_openapi
 from nkr.fhir import IssueType, outcome_response
 
 _API_PATHS = ("/cds-services", "/fhir", "/_bench")
@@ -50,6 +53,19 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return outcome_response(400, "invalid", f"{name}: {problem}", expression=name)
 
 
+def _with_fhir_components(app: FastAPI) -> None:
+    """The FHIR resource schemas the CDS Hooks request bodies refer to, in the document."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = plain().setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(cdshooks_openapi.COMPONENTS)
+        return app.openapi_schema or plain()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> FastAPI:
     """Build the application from ``settings`` (default: the ``NKR_*`` environment) for the
     guidelines of ``registry`` (default: the installed ones)."""
@@ -60,6 +76,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         version="0.1.0",
     )
     app.state.settings = settings
+    _with_fhir_components(app)
     app.state.registry = registry
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -851,5 +851,3 @@ def _realistic_patient() -> dict[str, Any]:
         "service_requests": requests,
         "draft_orders": drafts,
     }
-
-

@@ -86,6 +86,22 @@ def test_the_request_is_decoded_once_with_its_prefetch_typed() -> None:
     assert call.extension.lang == "en"
 
 
+def test_with_the_services_keys_only_those_prefetch_keys_are_read() -> None:
+    body = _call(prefetch={"conditions": {"resourceType": "Bundle"}, "other": {"x": [1]}})
+    with pytest.raises(InputError) as info:
+        decode_call(body)
+    assert info.value.location == "$.prefetch.other.resourceType"
+    call = decode_call(body, ["patient", "conditions"])
+    assert call.prefetch is not None
+    assert list(call.prefetch) == ["conditions"]
+    assert type(call.prefetch["conditions"]) is Bundle
+    bad = _call(prefetch={"conditions": {"resourceType": "Bundle", "entry": 1}, "other": 1})
+    with pytest.raises(InputError) as info:
+        decode_call(bad, ["conditions"])
+    assert info.value.location == "$.prefetch.conditions.entry"
+    assert decode_call(_call(), ["conditions"]).prefetch is None
+
+
 @pytest.mark.parametrize(
     ("body", "location", "problem"),
     [

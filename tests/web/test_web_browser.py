@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from nkr import Lang
+from nkr._clock import today
 from nkr._texts import t as _t
 from nkr.guidelines.lumbar_radiculopathy import package
 from nkr.web._spec import Handout
@@ -21,7 +22,7 @@ SURGEON_DUE = "#deadline-spine-surgeon-assessment"
 
 
 def _days_ago(days: int) -> str:
-    return (dt.date.today() - dt.timedelta(days=days)).isoformat()
+    return (today() - dt.timedelta(days=days)).isoformat()
 
 
 def _status(page: Page, rec_id: str) -> str | None:
@@ -134,7 +135,7 @@ def _submit(page: Page) -> None:
 
 def test_assessment_in_scope(page: Page, server: str, shot: Shot, accessible: Check) -> None:
     page.goto(f"{server}/vurdering")
-    expect(page.locator("#assessment_date")).to_have_value(dt.date.today().isoformat())
+    expect(page.locator("#assessment_date")).to_have_value(today().isoformat())
     accessible(page)
     shot(page, "06-assessment-form-da")
     _fill_case(page, age="45", onset=_days_ago(20), signs=("radicular_leg_pain", "reflex_loss"))
@@ -142,7 +143,7 @@ def test_assessment_in_scope(page: Page, server: str, shot: Shot, accessible: Ch
     expect(page.locator("html")).to_have_attribute("lang", "da")
     expect(page.locator(".scope-verdict")).to_have_text("I målgruppen")
     expect(page.locator(".facts")).to_contain_text("uge 3 af 12")
-    due = (dt.date.today() + dt.timedelta(days=64)).isoformat()
+    due = (today() + dt.timedelta(days=64)).isoformat()
     # Only the condition it is: no severe pain is recorded.
     expect(page.locator(SURGEON_DUE)).to_have_text(
         G.message("surgeon-deadline-if", "da", due_date=due)
@@ -201,7 +202,7 @@ def test_assessment_beyond_12_weeks_with_severe_pain_is_overdue(
     page: Page, server: str, shot: Shot
 ) -> None:
     page.goto(f"{server}/vurdering")
-    onset = dt.date.today() - dt.timedelta(days=100)
+    onset = today() - dt.timedelta(days=100)
     _fill_case(
         page,
         birth_date="1970-04-02",
@@ -275,7 +276,7 @@ def test_invalid_input_shows_inline_errors_and_keeps_values(
     expect(page.locator("#symptom_onset")).to_have_value("2026-02-30")
 
     page.locator("#birth_date").fill("")
-    page.locator("#symptom_onset").fill((dt.date.today() + dt.timedelta(days=3)).isoformat())
+    page.locator("#symptom_onset").fill((today() + dt.timedelta(days=3)).isoformat())
     _submit(page)
     expect(page.locator(".field:has(#symptom_onset) .field-error")).to_have_text(
         "Error: Symptom onset cannot be after the assessment date."

@@ -9,13 +9,15 @@ import httpx
 import pytest
 
 import nkr
+from nkr._clock import today
 from nkr._render import grade_in_words
 from nkr.guidelines.lumbar_radiculopathy import package
 
 G = package().content
 # The guideline's own addresses; the old ones (without it) keep working for the default one.
 BASE = f"/{G.slug}"
-ONSET = (dt.date.today() - dt.timedelta(days=20)).isoformat()
+# From the server's "today" (Copenhagen), not the machine's local date.
+ONSET = (today() - dt.timedelta(days=20)).isoformat()
 # A case for the result page: posted, never in a URL.
 RESULT_FORM = {"age": "45", "symptom_onset": ONSET, "signs": "reflex_loss", "planned": "mri"}
 RESULTS = {
@@ -168,7 +170,7 @@ def test_posted_form_errors_are_in_the_page_language(client: httpx.Client) -> No
             "findes ikke",
         ),
         "future onset": (
-            {"age": "45", "symptom_onset": (dt.date.today() + dt.timedelta(days=1)).isoformat()},
+            {"age": "45", "symptom_onset": (today() + dt.timedelta(days=1)).isoformat()},
             "symptom_onset",
             "kan ikke ligge efter vurderingsdatoen",
         ),

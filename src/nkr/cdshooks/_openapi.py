@@ -24,7 +24,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import msgspec
+
 from nkr.cdshooks._request import LANG_EXTENSION
+from nkr.fhir._read import BY_TYPE, AnyResource
 
 Schema = dict[str, Any]
 
@@ -42,74 +45,35 @@ _OPTIONAL_STRING: Final[Schema] = _or_null({"type": "string"})
 
 # -- FHIR shapes, as far as the service checks them on every request -----------------------------
 
-_CODEABLE_CONCEPT: Final[Schema] = _or_null(
-    {
-        "type": "object",
-        "description": "A CodeableConcept; codings with both system and code are matched "
-        "against the value sets (GET /fhir/ValueSet).",
-        "properties": {
-            "coding": _or_null(
-                {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {"system": _OPTIONAL_STRING, "code": _OPTIONAL_STRING},
-                    },
-                }
-            )
-        },
-    }
-)
+# The FHIR resources as the typed reader decodes them on every request (nkr.fhir._read): each
+# type's fields it reads with their JSON types, every other R4 type by its resourceType only.
+# Shared schemas of the document (``components.schemas``, named Fhir...).
+_PREFIX: Final = "Fhir"
+_REF: Final = "#/components/schemas/" + _PREFIX
+_ANY, _COMPONENTS = msgspec.json.schema_components([AnyResource], ref_template=_REF + "{name}")
+COMPONENTS: Final[dict[str, Schema]] = {_PREFIX + name: c for name, c in _COMPONENTS.items()}
+# Any FHIR R4 resource (a resourceType of R4's: else 400).
+_RESOURCE: Final[Schema] = _ANY[0]
 
 
-def _typed_resources(code_fields: dict[str, str]) -> Schema:
-    """A resource whose ``resourceType`` and ``id`` are checked, and, for the types in
-    ``code_fields``, the CodeableConcept in the field named there."""
-    common = {"resourceType": _NONEMPTY, "id": _OPTIONAL_STRING}
-    branches: list[Schema] = [
-        {
-            "type": "object",
-            "required": ["resourceType"],
-            "properties": common | {"resourceType": {"const": rtype}, field: _CODEABLE_CONCEPT},
-        }
-        for rtype, field in code_fields.items()
-    ]
-    other = {"type": "string", "minLength": 1, "not": {"enum": list(code_fields)}}
-    branches.append(
-        {
-            "type": "object",
-            "required": ["resourceType"],
-            "properties": common | {"resourceType": other},
-        }
-    )
-    return {"anyOf": branches}
+def _of_type(rtype: str) -> Schema:
+    """One resource of type ``rtype``, as its struct is decoded."""
+    kind = BY_TYPE.get(rtype)
+    if kind is None:
+        return _RESOURCE
+    return {"$ref": f"{_REF}{kind.__name__}"}
 
 
-def _bundle(resource: Schema, description: str) -> Schema:
-    return {
-        "type": "object",
-        "description": description,
-        "required": ["resourceType"],
-        "properties": {
-            "resourceType": {"const": "Bundle"},
-            "entry": _or_null(
-                {
-                    "type": "array",
-                    "items": {"type": "object", "properties": {"resource": _or_null(resource)}},
-                }
-            ),
-        },
-    }
+def _bundle(description: str) -> Schema:
+    return {"allOf": [{"$ref": f"{_REF}Bundle"}], "description": description}
 
 
+# What is checked only in some cases, in words.
 _READ_WITH_A_CASE = (
-    " Read only when the patient has a current Condition the guideline is about: then each "
-    "resource needs a non-empty resourceType and a string id, and the fields the guideline's "
-    "reading uses (README: Data in) their FHIR types, or the answer is 400 naming the field."
+    " The values the guideline reads (a date's form, a code; README: Data in) are read only "
+    "when the patient has a current Condition the guideline is about: then a missing or "
+    "malformed one is a note or a 400 naming the field."
 )
-# The resource types whose coded field is read on every request (to find the resources a
-# guideline's value sets hold), so checked in every resource of that type.
-_CODED_ALWAYS: Final = {"Condition": "code"}
 
 
 def _resource_type(template: str) -> tuple[str, bool]:
@@ -123,34 +87,13 @@ def _prefetch_key(template: str) -> Schema:
     rtype, search = _resource_type(template)
     if not search:
         return {
-            "type": "object",
-            "description": f"The {rtype} ({template}). Its fields are read only when the "
-            "patient has a current Condition the guideline is about; then a missing or "
-            "malformed field the guideline reads is a note or a 400 naming the field.",
-            "required": ["resourceType"],
-            "properties": {"resourceType": {"const": rtype}},
+            "allOf": [_of_type(rtype)],
+            "description": f"The {rtype} ({template})." + _READ_WITH_A_CASE,
         }
-    coded = _CODED_ALWAYS.get(rtype)
-    if coded is not None:
-        return _bundle(
-            _typed_resources({rtype: coded}),
-            f"A searchset Bundle of {rtype}s ({template}; other resource types are skipped). "
-            f"A {rtype} whose {coded} is in one of the guideline's value sets has the fields "
-            "the guideline reads checked too (README: Data in).",
-        )
     return _bundle(
-        {"type": "object"}, f"A searchset Bundle of {rtype}s ({template})." + _READ_WITH_A_CASE
+        f"A searchset Bundle of {rtype}s ({template}; other resource types are skipped)."
+        + _READ_WITH_A_CASE
     )
-
-
-_DRAFT_ORDER: Final[Schema] = _typed_resources(
-    {
-        "ServiceRequest": "code",
-        "Procedure": "code",
-        "MedicationRequest": "medicationCodeableConcept",
-        "DeviceRequest": "codeCodeableConcept",
-    }
-)
 
 
 def _prefetch(prefetch: Mapping[str, str], *, fetching: bool) -> Schema:
@@ -179,7 +122,7 @@ def _context(hook: str) -> Schema:
     required = ["userId", "patientId"]
     description = "The hook's context."
     if hook != "patient-view":
-        properties["draftOrders"] = _bundle(_DRAFT_ORDER, "The draft orders.")
+        properties["draftOrders"] = _bundle("The draft orders.")
         required.append("draftOrders")
     if hook == "order-select":
         properties["selections"] = {

@@ -71,7 +71,7 @@ def _draft_orders(call: HookCall, hook: str) -> tuple[list[Resource], Bundle | N
         raise _fail(
             "$.context.selections", "required field is missing (expected an array of strings)"
         )
-    by_ref = {f"{d.resource_type}/{d.id}": d for d in drafts if d.id}
+    by_ref = {f"{d.resource_type}/{d.id}": d for d in drafts if d.id is not None}
     chosen: list[Resource] = []
     for index, ref in enumerate(selections):
         found = by_ref.get(ref)
@@ -136,7 +136,7 @@ def parse_hook_request(body: bytes, hook: str, templates: Mapping[str, str]) -> 
     if not body.strip():
         raise _fail("$", "the request body is empty (expected a CDS Hooks request, a JSON object)")
     try:
-        call = decode_call(body)
+        call = decode_call(body, templates)
     except RequestError:
         raise
     except InputError as exc:
@@ -195,4 +195,3 @@ def accept_language(header: str | None) -> Lang:
         if best is None or candidate[:2] > best[:2]:
             best = candidate
     return "da" if best is None else best[2]
-

@@ -220,22 +220,33 @@ class Extension(Struct, gc=False):
     lang: str | None = msgspec.field(default=None, name="nkr-lang")
 
 
-class HookCall(Struct, gc=False):
-    """A CDS Hooks 2.0 service request, as decoded (the envelope is checked by
-    ``nkr.cdshooks._request``). ``prefetch`` maps each key the request carries to a resource,
-    a Bundle, or None ("no data")."""
-
+class _Envelope(Struct, gc=False):
     hook: NonEmpty
     hookInstance: NonEmpty
     context: Context
-    prefetch: dict[str, AnyResource | None] | None = None
     fhirServer: str | None = None
     fhirAuthorization: FhirAuthorization | None = None
     extension: Extension | None = None
 
 
+class HookCall(_Envelope, gc=False):
+    """A CDS Hooks 2.0 service request, as decoded (the envelope is checked by
+    ``nkr.cdshooks._request``). ``prefetch`` maps each key the request carries to a resource,
+    a Bundle, or None ("no data")."""
+
+    prefetch: dict[str, AnyResource | None] | None = None
+
+
+class _RawCall(_Envelope, gc=False):
+    """The request with its prefetch keys left undecoded (to read only some of them)."""
+
+    prefetch: dict[str, msgspec.Raw] | None = None
+
+
 _CALL: Final = msgspec.json.Decoder(HookCall)
+_RAW_CALL: Final = msgspec.json.Decoder(_RawCall)
 _RESOURCE: Final = msgspec.json.Decoder(AnyResource)
+_OR_NULL: Final = msgspec.json.Decoder(AnyResource | None)
 
 
 class _RawPrefetch(Struct):
@@ -243,7 +254,6 @@ class _RawPrefetch(Struct):
 
 
 _RAW_PREFETCH: Final = msgspec.json.Decoder(_RawPrefetch)
-_OR_NULL: Final = msgspec.json.Decoder(AnyResource | None)
 
 # -- errors -------------------------------------------------------------------------------------
 
@@ -289,11 +299,15 @@ def _decode_error(exc: msgspec.DecodeError, where: str, what: str = "") -> Input
     return InputError(where, f"{what + ' is ' if what else ''}not valid JSON ({reason})")
 
 
-def decode_call(body: bytes) -> HookCall:
-    """A CDS Hooks request body, typed; raises InputError naming the JSON path."""
+def decode_call(body: bytes, keys: Iterable[str] | None = None) -> HookCall:
+    """A CDS Hooks request body, typed; raises InputError naming the JSON path. With ``keys``
+    (a service's prefetch keys), only those prefetch keys are read: any other key is left out
+    unread, as a key no template names means nothing to the service."""
     try:
         # msgspec skips the fields it is not asked for without checking their UTF-8.
         body.decode()
+        if keys is not None:
+            return _some_keys(_RAW_CALL.decode(body), keys)
         return _CALL.decode(body)
     except msgspec.ValidationError as exc:
         if str(exc).endswith("`") and "- at `$.prefetch[...]" in str(exc):
@@ -305,6 +319,27 @@ def decode_call(body: bytes) -> HookCall:
         raise InputError("$", "the request body is not valid JSON (not UTF-8)") from None
     except RecursionError:
         raise InputError("$", "the request body is not valid JSON (nested too deeply)") from None
+
+
+def _some_keys(call: _RawCall, keys: Iterable[str]) -> HookCall:
+    prefetch: dict[str, Any] | None = None
+    if call.prefetch is not None:
+        prefetch = {}
+        for key in keys:
+            if key in call.prefetch:
+                try:
+                    prefetch[key] = _OR_NULL.decode(call.prefetch[key])
+                except msgspec.ValidationError as exc:
+                    raise validation_error(exc, f"$.prefetch.{key}") from None
+    return HookCall(
+        hook=call.hook,
+        hookInstance=call.hookInstance,
+        context=call.context,
+        fhirServer=call.fhirServer,
+        fhirAuthorization=call.fhirAuthorization,
+        extension=call.extension,
+        prefetch=prefetch,
+    )
 
 
 def _prefetch_error(body: bytes) -> InputError:

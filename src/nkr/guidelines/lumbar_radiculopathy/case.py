@@ -69,7 +69,7 @@ class Case(BaseModel):
             return self.age
         born = self.birth_date
         if on < born:
-            raise InputError(f"birth_date: {born} is after the assessment date {on}")
+            raise InputError("birth_date", f"{born} is after the assessment date {on}")
         had_birthday = (on.month, on.day) >= (born.month, born.day)
         return on.year - born.year - (0 if had_birthday else 1)
 

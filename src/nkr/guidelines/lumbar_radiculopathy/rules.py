@@ -279,7 +279,7 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
     """
     days = (on - case.symptom_onset).days
     if days < 0:
-        raise InputError(f"symptom_onset: {case.symptom_onset} is after the assessment date {on}")
+        raise InputError("symptom_onset", f"{case.symptom_onset} is after the assessment date {on}")
     age = case.age_on(on)
     scope_reasons, beyond_only = _scope_reasons(case, guideline, age, days)
     in_scope = not scope_reasons
