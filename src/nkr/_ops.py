@@ -34,7 +34,6 @@ from nkr._settings import Settings
 from nkr.cdshooks import DB_NAME
 from nkr.cdshooks._feedback import INTERNAL_CALL
 from nkr.fhir import outcome_response
-from nkr.guidelines.lumbar_radiculopathy import guideline
 
 # A readiness probe must answer within the orchestrator's timeout (Kubernetes: 1 s by
 # default): a database whose write lock cannot be had within this is reported as not ready.
@@ -61,12 +60,17 @@ def _json(data: Any, status_code: int = 200) -> Response:
 
 
 def check_guideline() -> str:
-    """``ok`` when the guideline is loaded with its recommendations."""
+    """``ok`` when every installed guideline is loaded with its recommendations, its texts
+    and its value sets."""
     try:
-        loaded = guideline()
-    except Exception as exc:  # any failure to load it means "not ready"
+        for package in registry().packages:
+            if not package.content.recommendations:
+                return f"not loaded ({package.id}: no recommendations)"
+            package.texts  # noqa: B018 - loaded (and checked) now
+            package.valuesets  # noqa: B018
+    except Exception as exc:  # any failure to load one means "not ready"
         return f"not loaded ({type(exc).__name__})"
-    return "ok" if loaded.recommendations else "not loaded (no recommendations)"
+    return "ok"
 
 
 def check_database(path: Path) -> str:
