@@ -528,6 +528,20 @@ def test_the_integrators_page_calls_it_with_its_sample(tmp_path: Path, today: dt
     assert "Fictional follow-up: Follow-up by 2026-03-15." in page.text
 
 
+def test_a_guidelines_samples_go_to_its_own_services_only(tmp_path: Path) -> None:
+    lumbar = "nkr-lumbal-radikulopati-patient-view"
+    query = f"guideline=fiktiv&service={lumbar}&sample=1-high-score&lang=en"
+    sent, listed = http(
+        tmp_path, get(f"/integration?{query}"), get("/integration?guideline=fiktiv")
+    )
+    assert sent.status_code == 400
+    # The fictional guideline's page offers its samples to its own service, and for the other
+    # guideline's services a link to that guideline's samples instead.
+    assert f'name="service" value="{SERVICE}"' in listed.text
+    assert f'name="service" value="{lumbar}"' not in listed.text
+    assert "/integration?guideline=lumbal-radikulopati" in listed.text
+
+
 def test_the_feedback_report_names_a_topic_from_its_guideline(
     tmp_path: Path, today: dt.date, capsys: pytest.CaptureFixture[str]
 ) -> None:

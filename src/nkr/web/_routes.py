@@ -203,13 +203,15 @@ def create_router(settings: Settings, registry: Registry | None = None) -> APIRo
         discovery = await _cds.discover(request.app, language, base_url)
         result = None
         service = next((s for s in discovery.services if s.id == params.get("service")), None)
+        owners = {s.id: p for p in reg.packages for s in p.services}
         sample = selected.samples.get(params.get("sample", ""))
-        if service is not None and sample is not None:
+        # A guideline's samples go to its own services only (another guideline would read
+        # them as no patient of its own).
+        if service is not None and sample is not None and owners.get(service.id) is selected:
             result = await _cds.call_service(
                 request.app, language, base_url, service, sample, settings.today()
             )
         partial = params.get("partial") == "1"
-        owners = {s.id: p for p in reg.packages for s in p.services}
         return page(
             "integration_result.html" if partial else "integration.html",
             selected,
