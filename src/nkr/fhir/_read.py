@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -237,14 +238,7 @@ class HookCall(_Envelope, gc=False):
     prefetch: dict[str, AnyResource | None] | None = None
 
 
-class _RawCall(_Envelope, gc=False):
-    """The request with its prefetch keys left undecoded (to read only some of them)."""
-
-    prefetch: dict[str, msgspec.Raw] | None = None
-
-
 _CALL: Final = msgspec.json.Decoder(HookCall)
-_RAW_CALL: Final = msgspec.json.Decoder(_RawCall)
 _RESOURCE: Final = msgspec.json.Decoder(AnyResource)
 _OR_NULL: Final = msgspec.json.Decoder(AnyResource | None)
 
@@ -299,6 +293,21 @@ def _decode_error(exc: msgspec.DecodeError, where: str, what: str = "") -> Input
     return InputError(where, f"{what + ' is ' if what else ''}not valid JSON ({reason})")
 
 
+@functools.cache
+def _keyed(keys: tuple[str, ...]) -> msgspec.json.Decoder[Any]:
+    """A decoder of requests whose prefetch has exactly these keys as fields: one pass reads
+    them and skips any other key unread (and names the key in an error's path)."""
+    fields = [
+        (f"k{i}", AnyResource | None | UnsetType, msgspec.field(default=UNSET, name=key))
+        for i, key in enumerate(keys)
+    ]
+    prefetch = msgspec.defstruct("Prefetch", fields, gc=False)
+    call = msgspec.defstruct(
+        "KeyedCall", [("prefetch", prefetch | None, None)], bases=(_Envelope,), gc=False
+    )
+    return msgspec.json.Decoder(call)
+
+
 def decode_call(body: bytes, keys: Iterable[str] | None = None) -> HookCall:
     """A CDS Hooks request body, typed; raises InputError naming the JSON path. With ``keys``
     (a service's prefetch keys), only those prefetch keys are read: any other key is left out
@@ -307,7 +316,8 @@ def decode_call(body: bytes, keys: Iterable[str] | None = None) -> HookCall:
         # msgspec skips the fields it is not asked for without checking their UTF-8.
         body.decode()
         if keys is not None:
-            return _some_keys(_RAW_CALL.decode(body), keys)
+            names = tuple(keys)
+            return _from_keyed(_keyed(names).decode(body), names)
         return _CALL.decode(body)
     except msgspec.ValidationError as exc:
         if str(exc).endswith("`") and "- at `$.prefetch[...]" in str(exc):
@@ -321,16 +331,15 @@ def decode_call(body: bytes, keys: Iterable[str] | None = None) -> HookCall:
         raise InputError("$", "the request body is not valid JSON (nested too deeply)") from None
 
 
-def _some_keys(call: _RawCall, keys: Iterable[str]) -> HookCall:
+def _from_keyed(call: Any, keys: tuple[str, ...]) -> HookCall:
     prefetch: dict[str, Any] | None = None
     if call.prefetch is not None:
+        given = call.prefetch
         prefetch = {}
-        for key in keys:
-            if key in call.prefetch:
-                try:
-                    prefetch[key] = _OR_NULL.decode(call.prefetch[key])
-                except msgspec.ValidationError as exc:
-                    raise validation_error(exc, f"$.prefetch.{key}") from None
+        for i, key in enumerate(keys):
+            value = getattr(given, f"k{i}")
+            if value is not UNSET:
+                prefetch[key] = value
     return HookCall(
         hook=call.hook,
         hookInstance=call.hookInstance,
