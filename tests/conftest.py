@@ -35,10 +35,13 @@ def in_process(
 ) -> Iterator[TestClient]:
     """The app ``nkr serve`` runs, built from ``env`` (``NKR_*``, as the server reads them) on
     ``data_dir``, called in this process; its lifespan runs from entry to exit (leaving it is
-    a graceful shutdown). Server errors are 500 answers, as over real HTTP."""
+    a graceful shutdown). As with an ``httpx.Client`` of a real server: server errors are 500
+    answers, and redirects are not followed."""
     env = {"NKR_DATA_DIR": str(data_dir), **env}
     app = create_app(Settings.from_env(dict(env)), discover(env))
-    with TestClient(app, base_url=base_url, raise_server_exceptions=False) as client:
+    with TestClient(
+        app, base_url=base_url, raise_server_exceptions=False, follow_redirects=False
+    ) as client:
         yield client
 
 
