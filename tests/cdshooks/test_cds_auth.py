@@ -282,7 +282,13 @@ def test_feedback_needs_its_own_audience(auth_server: AuthServer) -> None:
     keys = auth_server.keys
     json = {"Content-Type": "application/json"}
     wrong = token(keys.es, "ES384", aud=auth_server.endpoint())
-    refused(auth_server.client.post(url, content=body, headers={"Authorization": f"Bearer {wrong}"} | json))
+    refused(
+        auth_server.client.post(
+            url, content=body, headers={"Authorization": f"Bearer {wrong}"} | json
+        )
+    )
     right = token(keys.es, "ES384", aud=aud)
-    response = auth_server.client.post(url, content=body, headers={"Authorization": f"Bearer {right}"} | json)
+    response = auth_server.client.post(
+        url, content=body, headers={"Authorization": f"Bearer {right}"} | json
+    )
     assert response.status_code == 200, response.text

@@ -8,7 +8,6 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from nkr._guideline import Lang

@@ -269,7 +269,9 @@ def test_the_app_itself_refuses_a_large_head(tmp_path: Path) -> None:
     assert "header" in _diagnostics(response, 431)
 
 
-def test_an_over_long_token_is_refused_before_any_jwt_work(auth_base: httpx.Client, issuer: Issuer) -> None:
+def test_an_over_long_token_is_refused_before_any_jwt_work(
+    auth_base: httpx.Client, issuer: Issuer
+) -> None:
     # Validly signed, but longer than NKR_MAX_TOKEN_BYTES (8192): refused unread.
     long = issuer.token(f"{PUBLIC}/cds-services/{PV}", extra={"pad": "x" * 9000})
     assert 8192 < len(long) < 16_000

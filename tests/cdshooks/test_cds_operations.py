@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
-
 from ..conftest import AppFactory
 from .conftest import Cds, ServerProcess
 from .fhir_data import hook_request, patient, radiculopathy, service_request

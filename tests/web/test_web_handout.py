@@ -76,7 +76,9 @@ def test_the_handout_covers_activity_treatments_scans_and_injections() -> None:
 
 
 @pytest.mark.parametrize("lang", nkr.LANGS)
-def test_handout_page_shows_status_source_and_references(app_client: httpx.Client, lang: Lang) -> None:
+def test_handout_page_shows_status_source_and_references(
+    app_client: httpx.Client, lang: Lang
+) -> None:
     page = _page(app_client, lang)
     assert f'<html lang="{lang}">' in page
     assert G.source.citation(lang) in page
@@ -236,7 +238,9 @@ def test_the_safety_netting_is_shown_on_the_handout_without_guideline_links(
 
 
 @pytest.mark.parametrize("lang", nkr.LANGS)
-def test_the_handout_status_line_is_written_for_patients(app_client: httpx.Client, lang: Lang) -> None:
+def test_the_handout_status_line_is_written_for_patients(
+    app_client: httpx.Client, lang: Lang
+) -> None:
     patient_status = handout().status.text(G, lang, LR.texts)
     assert G.status.since is not None
     assert not G.status.in_force
