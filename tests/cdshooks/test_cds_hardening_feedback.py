@@ -113,13 +113,6 @@ def card_rows(data_dir: Path) -> list[tuple[str, str, str]]:
         return conn.execute("SELECT uuid, service, topic FROM issued_card").fetchall()
 
 
-def stop_gracefully(server: ServerProcess) -> None:
-    """SIGTERM: the lifespan ends and the store writes what it holds."""
-    assert server.proc is not None
-    server.proc.terminate()
-    server.proc.wait(timeout=15)
-
-
 def cli_report(data_dir: Path) -> dict[str | None, dict[str, Any]]:
     result = subprocess.run(
         [sys.executable, "-m", "nkr", "feedback", "report", "--data-dir", str(data_dir), "--json"],
@@ -293,23 +286,24 @@ def test_override_without_a_reason_is_kept(cds: Cds) -> None:
     assert post_feedback(cds.client, ORDER_SIGN, [item(mri["uuid"], "overridden")]).is_success
 
 
-def test_accept_then_override_counts_once(server_process: ServerProcess) -> None:
-    cds = Cds(server_process.start())
-    mri, surgeon = mri_and_surgeon_cards(cds)
-    assert post_feedback(cds.client, ORDER_SIGN, [accept(mri)]).status_code == 200
-    later = post_feedback(cds.client, ORDER_SIGN, [override(mri["uuid"], "carefully-considered")])
-    refused(later, 409, "feedback[0].card")
-    again = post_feedback(cds.client, ORDER_SIGN, [accept(mri)])  # a second click
-    refused(again, 409, "feedback[0].card")
-    both = [accept(surgeon), override(surgeon["uuid"], "not-severe")]
-    refused(post_feedback(cds.client, PATIENT_VIEW, both), 409, "feedback[1].card")
-    assert post_feedback(cds.client, PATIENT_VIEW, both[1:]).status_code == 200
-    stats = cli_report(server_process.data_dir)
-    assert (stats["mri"]["accepted"], stats["mri"]["overridden"]) == (1, 0)
-    surgeon_stats = stats["spine-surgeon-assessment"]
-    assert (surgeon_stats["accepted"], surgeon_stats["overridden"]) == (0, 1)
-    with sqlite3.connect(server_process.data_dir / DB_NAME) as conn:
-        assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (2,)
+def test_accept_then_override_counts_once(tmp_path: Path) -> None:
+    with in_process({}, tmp_path) as client:
+        cds = Cds.of(client)
+        mri, surgeon = mri_and_surgeon_cards(cds)
+        assert post_feedback(client, ORDER_SIGN, [accept(mri)]).status_code == 200
+        later = post_feedback(client, ORDER_SIGN, [override(mri["uuid"], "carefully-considered")])
+        refused(later, 409, "feedback[0].card")
+        again = post_feedback(client, ORDER_SIGN, [accept(mri)])  # a second click
+        refused(again, 409, "feedback[0].card")
+        both = [accept(surgeon), override(surgeon["uuid"], "not-severe")]
+        refused(post_feedback(client, PATIENT_VIEW, both), 409, "feedback[1].card")
+        assert post_feedback(client, PATIENT_VIEW, both[1:]).status_code == 200
+        stats = cli_report(tmp_path)
+        assert (stats["mri"]["accepted"], stats["mri"]["overridden"]) == (1, 0)
+        surgeon_stats = stats["spine-surgeon-assessment"]
+        assert (surgeon_stats["accepted"], surgeon_stats["overridden"]) == (0, 1)
+        with sqlite3.connect(tmp_path / DB_NAME) as conn:
+            assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (2,)
 
 
 def test_feedback_right_after_the_call_across_two_workers(tmp_path: Path) -> None:
