@@ -1,4 +1,4 @@
-"""Issue 9, findings 7 and 9, over real HTTP against a real ``nkr serve``: digits other than
+"""Issue 9, findings 7 and 9, in-process against the app ``nkr serve`` runs: digits other than
 ASCII are not numbers, and patient data does not leak into caches, URLs, FastAPI's own error
 bodies or the log.
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -25,7 +26,6 @@ import pytest
 from fastapi import Query
 
 from nkr._app import create_app
-from nkr._devserver import start_server, stop_server
 from nkr._settings import Settings
 from nkr.web._pages import SECURITY_HEADERS
 
@@ -39,6 +39,7 @@ from .cdshooks.fhir_data import (
     radiculopathy,
     service_request,
 )
+from .conftest import in_process
 
 ARABIC_INDIC = "١٩٧٩-03-14"
 FULL_WIDTH = "２０２０-03-14"
@@ -47,17 +48,9 @@ NON_ASCII_DATES = [ARABIC_INDIC, FULL_WIDTH, "1979-٠3-14", "1979-03-1٤", "１�
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """A server of our own (defaults, auth off), and its log file."""
-    data = tmp_path_factory.mktemp("leaks")
-    proc, base = start_server({}, data)
-    yield base, data / "server.log"
-    stop_server(proc)
-
-
-@pytest.fixture(scope="module")
-def client(served: tuple[str, Path]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=served[0], timeout=10) as c:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """The app of our own (defaults, auth off), in-process."""
+    with in_process({}, tmp_path_factory.mktemp("leaks")) as c:
         yield c
 
 
@@ -345,22 +338,29 @@ def test_an_api_parameter_error_is_an_operation_outcome_naming_it(tmp_path: Path
 
 
 def test_an_order_select_draft_without_resource_type_is_a_400_not_a_logged_error(
-    client: httpx.Client, served: tuple[str, Path]
+    client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    log = served[1]
-    before = log.read_text(encoding="utf-8", errors="replace")
+    # What the server would log: nkr's loggers (which do not propagate) and everything else.
+    loggers = [logging.getLogger("nkr"), logging.getLogger()]
+    for logger in loggers:
+        logger.addHandler(caplog.handler)
+    caplog.handler.setLevel(logging.DEBUG)
     draft = service_request("mri", "sr-1")
     del draft["resourceType"]
     body = hook_request("order-select", drafts=[draft], selections=["ServiceRequest/sr-1"])
-    for _ in range(3):
-        issue = _outcome(_call(client, "order-select", body), 400)
-        assert issue["diagnostics"].startswith(
-            "$.context.draftOrders.entry[0].resource.resourceType: required"
-        ), issue
     sign = hook_request("order-sign", drafts=[draft])
-    assert "resourceType" in _outcome(_call(client, "order-sign", sign), 400)["diagnostics"]
-    after = log.read_text(encoding="utf-8", errors="replace")[len(before) :]
-    assert "ERROR" not in after, after
+    try:
+        for _ in range(3):
+            issue = _outcome(_call(client, "order-select", body), 400)
+            assert issue["diagnostics"].startswith(
+                "$.context.draftOrders.entry[0].resource.resourceType: required"
+            ), issue
+        assert "resourceType" in _outcome(_call(client, "order-sign", sign), 400)["diagnostics"]
+    finally:
+        for logger in loggers:
+            logger.removeHandler(caplog.handler)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
 
 
 def test_an_order_select_draft_with_a_bad_id_is_a_400(client: httpx.Client) -> None:

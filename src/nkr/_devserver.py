@@ -27,17 +27,20 @@ def start_server(
     timeout: float = 30.0,
     args: Sequence[str] = (),
     port: int | None = None,
+    log_path: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start the server with a clean ``NKR_*`` environment plus ``env_overrides`` (and extra
     ``nkr serve`` arguments, e.g. ``--workers 2``); return the process and its base URL once
     it answers. ``port``: a port chosen beforehand (for a setting that names the server's own
-    URL, such as ``NKR_PUBLIC_BASE_URL``); default a free one."""
+    URL, such as ``NKR_PUBLIC_BASE_URL``); default a free one. ``log_path``: where the
+    server's output goes (appended); default ``server.log`` in ``data_dir``."""
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NKR_")}
     env["NKR_DATA_DIR"] = str(data_dir)
     env.update(env_overrides)
     # The server's log goes to a file: a pipe nobody reads would block it once full.
-    log_path = data_dir / "server.log"
+    log_path = log_path or data_dir / "server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nkr", "serve", "--port", str(port), *args],

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,24 +14,25 @@ import httpx
 import orjson
 import pytest
 
-from nkr._devserver import free_port
+from nkr._devserver import start_server
 
+from ..conftest import AppFactory
+from ..conftest import ServerFactory as ServerFactory  # re-exported for the tests here
 from .cds_schema import check_response
 from .fhir_data import EXTRA_RED_FLAGS, SERVICE_IDS
 
-# The type of the shared ``server_factory`` fixture (tests/conftest.py).
-ServerFactory = Callable[[dict[str, str]], str]
 
-
-@dataclass
 class Cds:
-    """A CDS Hooks client of one server."""
+    """A CDS Hooks client of one server: a real one at ``base``, or the app in-process
+    (:meth:`of` an in-process client)."""
 
-    base: str
-    client: httpx.Client = field(init=False)
+    def __init__(self, base: str, client: httpx.Client | None = None) -> None:
+        self.base = base
+        self.client = client or httpx.Client(base_url=base, timeout=10)
 
-    def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.base, timeout=10)
+    @classmethod
+    def of(cls, client: httpx.Client) -> Cds:
+        return cls(str(client.base_url).rstrip("/"), client)
 
     def url(self, hook: str) -> str:
         return f"{self.base}/cds-services/{SERVICE_IDS[hook]}"
@@ -67,14 +65,10 @@ def valueset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cds_base(server_factory: ServerFactory, valueset_dir: Path) -> str:
-    """A server on the defaults (auth off) plus the test deployment's extra value sets."""
-    return server_factory({"NKR_VALUESET_DIR": str(valueset_dir)})
-
-
-@pytest.fixture(scope="session")
-def cds(cds_base: str) -> Cds:
-    return Cds(cds_base)
+def cds(app_factory: AppFactory, valueset_dir: Path) -> Cds:
+    """The app in-process on the defaults (auth off) plus the test deployment's extra value
+    sets."""
+    return Cds.of(app_factory({"NKR_VALUESET_DIR": str(valueset_dir)}))
 
 
 # -- loopback helper servers ----------------------------------------------------------------
@@ -145,28 +139,9 @@ class ServerProcess:
     log_path: Path | None = None
 
     def start(self) -> str:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NKR_")}
-        env.update({"NKR_DATA_DIR": str(self.data_dir), **self.env})
-        log = subprocess.DEVNULL if self.log_path is None else self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nkr", "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-        self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nkr serve exited with {self.proc.returncode}")
-            try:
-                httpx.get(f"{self.base}/cds-services", timeout=1)
-                return self.base
-            except httpx.TransportError:
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("nkr serve did not start within 30 s")
+        log = self.log_path or self.data_dir / "server.log"
+        self.proc, self.base = start_server(self.env, self.data_dir, log_path=log)
+        return self.base
 
     def kill(self) -> None:
         """SIGKILL: no shutdown handler runs, so only what was committed survives."""

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from .conftest import Loopback, ServerFactory
+from ..conftest import AppFactory
+from .conftest import Loopback
 from .fhir_data import SERVICE_IDS, hook_request
 
 FILE_ISSUER = "https://ehr.example.org"
@@ -44,6 +45,7 @@ class AuthServer:
     base: str
     keys: Keys
     jwks_url: str
+    client: httpx.Client
 
     def endpoint(self, hook: str = "patient-view") -> str:
         """The endpoint's public URL: what ``aud`` must be."""
@@ -62,7 +64,7 @@ def _jwk(public: Any, kid: str, alg: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def auth_server(
-    server_factory: ServerFactory, tmp_path_factory: pytest.TempPathFactory
+    app_factory: AppFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AuthServer]:
     keys = Keys(
         es=ec.generate_private_key(ec.SECP384R1()),
@@ -85,8 +87,8 @@ def auth_server(
     jwks_server = Loopback(lambda _: (200, served))
     jwks_url = f"{jwks_server.url}/.well-known/jwks.json"
     issuers = f"{FILE_ISSUER}={Path(jwks_file)},{URL_ISSUER}={jwks_url}"
-    base = server_factory({"NKR_JWT_ISSUERS": issuers, "NKR_PUBLIC_BASE_URL": PUBLIC})
-    yield AuthServer(base, keys, jwks_url)
+    client = app_factory({"NKR_JWT_ISSUERS": issuers, "NKR_PUBLIC_BASE_URL": PUBLIC})
+    yield AuthServer(str(client.base_url).rstrip("/"), keys, jwks_url, client)
     jwks_server.close()
 
 
@@ -120,7 +122,7 @@ def call(server: AuthServer, bearer: str | None, hook: str = "patient-view") -> 
     headers = {"Content-Type": "application/json"}
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
-    return httpx.post(
+    return server.client.post(
         server.address(hook), content=orjson.dumps(hook_request(hook)), headers=headers
     )
 
@@ -160,7 +162,7 @@ def test_rs384_from_jwks_url_passes(auth_server: AuthServer) -> None:
 
 def test_missing_token(auth_server: AuthServer) -> None:
     assert "Authorization" in refused(call(auth_server, None))
-    response = httpx.post(
+    response = auth_server.client.post(
         auth_server.address(), content=b"{}", headers={"Authorization": "Basic dXNlcjpwdw=="}
     )
     refused(response)
@@ -256,7 +258,7 @@ def test_key_of_other_issuer_refused(auth_server: AuthServer) -> None:
 
 
 def test_discovery_stays_open(auth_server: AuthServer) -> None:
-    assert httpx.get(f"{auth_server.base}/cds-services").status_code == 200
+    assert auth_server.client.get("/cds-services").status_code == 200
 
 
 def test_feedback_needs_its_own_audience(auth_server: AuthServer) -> None:
@@ -280,7 +282,13 @@ def test_feedback_needs_its_own_audience(auth_server: AuthServer) -> None:
     keys = auth_server.keys
     json = {"Content-Type": "application/json"}
     wrong = token(keys.es, "ES384", aud=auth_server.endpoint())
-    refused(httpx.post(url, content=body, headers={"Authorization": f"Bearer {wrong}"} | json))
+    refused(
+        auth_server.client.post(
+            url, content=body, headers={"Authorization": f"Bearer {wrong}"} | json
+        )
+    )
     right = token(keys.es, "ES384", aud=aud)
-    response = httpx.post(url, content=body, headers={"Authorization": f"Bearer {right}"} | json)
+    response = auth_server.client.post(
+        url, content=body, headers={"Authorization": f"Bearer {right}"} | json
+    )
     assert response.status_code == 200, response.text

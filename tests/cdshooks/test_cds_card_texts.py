@@ -8,7 +8,6 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from nkr._guideline import Lang
@@ -170,14 +169,13 @@ def test_acute_red_flags_are_critical(cds: Cds, flag: str) -> None:
 
 
 def test_integrators_page_shows_the_critical_card(cds: Cds) -> None:
-    response = httpx.post(
-        f"{cds.base}/integration",
+    response = cds.client.post(
+        "/integration",
         data={
             "service": "nkr-lumbal-radikulopati-patient-view",
             "sample": "4-red-flag",
             "partial": "1",
         },
-        timeout=10,
     )
     assert response.status_code == 200
     assert 'class="cds-card cds-critical"' in response.text

@@ -19,7 +19,8 @@ from nkr._settings import Settings
 from nkr.cdshooks._routes import CdsHooks
 from nkr.guidelines.lumbar_radiculopathy import LumbarRadiculopathy
 
-from .conftest import Cds, Handler, Loopback, ServerFactory
+from ..conftest import AppFactory
+from .conftest import Cds, Handler, Loopback
 from .fhir_data import (
     bundle,
     hook_request,
@@ -244,10 +245,10 @@ def fhir_stub() -> Iterator[FhirStub]:
 
 
 @pytest.fixture(scope="module")
-def fetching(server_factory: ServerFactory, valueset_dir: Path, fhir_stub: FhirStub) -> Cds:
-    """A server that may fetch missing prefetch from the stub (NKR_FHIR_SERVERS)."""
+def fetching(app_factory: AppFactory, valueset_dir: Path, fhir_stub: FhirStub) -> Cds:
+    """The app, allowed to fetch missing prefetch from the stub (NKR_FHIR_SERVERS)."""
     env = {"NKR_VALUESET_DIR": str(valueset_dir), "NKR_FHIR_SERVERS": fhir_stub.server.url}
-    return Cds(server_factory(env))
+    return Cds.of(app_factory(env))
 
 
 @pytest.mark.parametrize("status", [500, 401, 404])
@@ -309,10 +310,10 @@ def test_no_cors_by_default(cds: Cds) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
-def test_cors_only_for_configured_origins(server_factory: ServerFactory) -> None:
-    base = server_factory({"NKR_CORS_ORIGINS": "https://ehr.example,https://ehr2.example"})
-    preflight = httpx.options(
-        f"{base}/cds-services/nkr-lumbal-radikulopati-patient-view",
+def test_cors_only_for_configured_origins(app_factory: AppFactory) -> None:
+    client = app_factory({"NKR_CORS_ORIGINS": "https://ehr.example,https://ehr2.example"})
+    preflight = client.options(
+        "/cds-services/nkr-lumbal-radikulopati-patient-view",
         headers={
             "Origin": "https://ehr.example",
             "Access-Control-Request-Method": "POST",
@@ -321,9 +322,9 @@ def test_cors_only_for_configured_origins(server_factory: ServerFactory) -> None
     )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "https://ehr.example"
-    other = httpx.get(f"{base}/cds-services", headers={"Origin": "https://evil.example"})
+    other = client.get("/cds-services", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
-    allowed = httpx.get(f"{base}/cds-services", headers={"Origin": "https://ehr2.example"})
+    allowed = client.get("/cds-services", headers={"Origin": "https://ehr2.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://ehr2.example"
 
 

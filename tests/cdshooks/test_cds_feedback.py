@@ -18,18 +18,19 @@ from nkr.cdshooks import FeedbackStore
 from nkr.cdshooks._feedback import parse_feedback
 from nkr.guidelines import lumbar_radiculopathy as lr
 
+from ..conftest import in_process
 from .conftest import Cds, ServerProcess
 from .fhir_data import SERVICE_IDS, hook_request, service_request
 
 JSON = {"Content-Type": "application/json"}
 
 
-def feedback_url(base: str, hook: str) -> str:
-    return f"{base}/cds-services/{SERVICE_IDS[hook]}/feedback"
-
-
-def post(base: str, hook: str, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(feedback_url(base, hook), content=orjson.dumps(body), headers=JSON)
+def post(cds: Cds, hook: str, body: dict[str, Any] | bytes) -> httpx.Response:
+    """Feedback on the cards of ``hook``'s service."""
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return cds.client.post(
+        f"/cds-services/{SERVICE_IDS[hook]}/feedback", content=content, headers=JSON
+    )
 
 
 def item(card: str, outcome: str = "accepted", **extra: Any) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def override(card: str, code: str, display: str) -> dict[str, Any]:
     ],
 )
 def test_feedback_shape_400(cds: Cds, body: bytes, names: str) -> None:
-    response = httpx.post(feedback_url(cds.base, "patient-view"), content=body, headers=JSON)
+    response = post(cds, "patient-view", body)
     assert response.status_code == 400, response.text
     assert response.json()["resourceType"] == "OperationOutcome"
     assert names in response.json()["issue"][0]["diagnostics"]
@@ -66,7 +67,7 @@ def test_feedback_accepted(cds: Cds) -> None:
     (card,) = cds.cards("order-sign", hook_request("order-sign", drafts=drafts))
     accepted = [{"id": card["suggestions"][0]["uuid"]}]
     response = post(
-        cds.base, "order-sign", {"feedback": [item(card["uuid"], acceptedSuggestions=accepted)]}
+        cds, "order-sign", {"feedback": [item(card["uuid"], acceptedSuggestions=accepted)]}
     )
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -95,10 +96,10 @@ def test_feedback_survives_a_killed_server_and_is_reported(server_process: Serve
             override(acupuncture["uuid"], "patient-preference", "Patientens informerede ønske"),
         ]
     }
-    response = post(cds.base, "order-sign", body)
+    response = post(cds, "order-sign", body)
     assert response.status_code == 200
     more = {"feedback": [override(overview["uuid"], "acknowledged", "Set og vurderet")]}
-    assert post(cds.base, "patient-view", more).is_success
+    assert post(cds, "patient-view", more).is_success
     server_process.kill()  # right after the 200: no shutdown, no later flush
 
     db = server_process.data_dir / "feedback.sqlite3"
@@ -137,7 +138,7 @@ def test_feedback_survives_a_killed_server_and_is_reported(server_process: Serve
     assert "1 × Patientens informerede ønske" in table
 
 
-def test_feedback_report_table_and_errors(server_process: ServerProcess) -> None:
+def test_feedback_report_table_and_errors(tmp_path: Path) -> None:
     missing = subprocess.run(
         [sys.executable, "-m", "nkr", "feedback", "report", "--data-dir", "/nonexistent"],
         capture_output=True,
@@ -146,13 +147,13 @@ def test_feedback_report_table_and_errors(server_process: ServerProcess) -> None
     assert missing.returncode == 2
     assert missing.stderr.startswith("nkr: error: ")
     assert len(missing.stderr.strip().splitlines()) == 1
-    server_process.start()
-    server_process.kill()
+    with in_process({}, tmp_path):  # the app started (and stopped) on the folder: no cards
+        pass
     empty = subprocess.run(
         [sys.executable, "-m", "nkr", "feedback", "report", "--lang", "en"],
         capture_output=True,
         text=True,
-        env={"NKR_DATA_DIR": str(server_process.data_dir), "PATH": ""},
+        env={"NKR_DATA_DIR": str(tmp_path), "PATH": ""},
     )
     assert empty.returncode == 0, empty.stderr
     assert "No cards or feedback recorded yet." in empty.stdout

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ import pytest
 
 from nkr._devserver import free_port
 
+from ..conftest import in_process
 from .conftest import Cds, ServerFactory, ServerProcess
 from .fhir_data import SERVICE_IDS, bundle, hook_request, pain, procedure, radiculopathy
 
@@ -276,9 +278,9 @@ def concurrently(
 
 
 def test_by_default_nothing_is_fetched_and_the_token_goes_nowhere(
-    server: str, fake: FakeFhir
+    app_client: httpx.Client, fake: FakeFhir
 ) -> None:
-    text = diagnostics(Cds(server).post("patient-view", needs_fetch(f"{fake.url}/fhir")))
+    text = diagnostics(Cds.of(app_client).post("patient-view", needs_fetch(f"{fake.url}/fhir")))
     assert text.startswith("prefetch observations, procedures: ")
     assert "fetching is not configured" in text
     assert fake.url.split("//")[1] not in text
@@ -381,21 +383,27 @@ def test_fetch_failures_are_indistinguishable(
 
 
 def test_the_log_says_why_a_fetch_failed_without_url_or_patient(
-    server_process: ServerProcess, fake: FakeFhir, closed_port: int, tmp_path: Path
+    fake: FakeFhir, closed_port: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server_process.env = fenced_env(fake, closed_port)
-    server_process.log_path = tmp_path / "server.log"
-    cds = Cds(server_process.start())
+    # Everything the app logs: nkr's loggers (which do not propagate) and any other.
+    loggers = [logging.getLogger("nkr"), logging.getLogger()]
+    for logger in loggers:
+        logger.addHandler(caplog.handler)
+    caplog.handler.setLevel(logging.DEBUG)
     marker = "Patient4711x"
-    for behaviour in ("missing", "close"):
-        body = needs_fetch(f"{fake.url}/{behaviour}/", ("observations",))
-        body["context"]["patientId"] = marker
-        body["prefetch"]["patient"]["id"] = marker
-        diagnostics(cds.post("patient-view", body))
-    diagnostics(cds.post("patient-view", needs_fetch(f"{fake.url}/elsewhere")))
-    time.sleep(0.2)
-    server_process.kill()
-    log = server_process.log_path.read_text()
+    try:
+        with in_process(fenced_env(fake, closed_port), tmp_path) as client:
+            cds = Cds.of(client)
+            for behaviour in ("missing", "close"):
+                body = needs_fetch(f"{fake.url}/{behaviour}/", ("observations",))
+                body["context"]["patientId"] = marker
+                body["prefetch"]["patient"]["id"] = marker
+                diagnostics(cds.post("patient-view", body))
+            diagnostics(cds.post("patient-view", needs_fetch(f"{fake.url}/elsewhere")))
+    finally:
+        for logger in loggers:
+            logger.removeHandler(caplog.handler)
+    log = caplog.text
     assert "WARNING" in log
     assert "HTTP 404" in log
     assert "NKR_FHIR_SERVERS entry 3" in log

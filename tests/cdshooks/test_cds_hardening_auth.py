@@ -44,6 +44,7 @@ from nkr._errors import InputError
 from nkr._settings import Settings
 from nkr.cdshooks._auth import Authenticator, AuthError, ReplayStore
 
+from ..conftest import AppFactory
 from .conftest import Loopback, ServerFactory
 from .fhir_data import SERVICE_IDS, hook_request
 
@@ -99,21 +100,26 @@ def auth_env(issuer: Issuer) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def auth_base(server_factory: ServerFactory, auth_env: dict[str, str]) -> str:
-    return server_factory(auth_env)
+def auth_base(app_factory: AppFactory, auth_env: dict[str, str]) -> httpx.Client:
+    """The app in-process with JWT auth on."""
+    return app_factory(auth_env)
 
 
 def _post(
-    base: str, bearer: str | None, path: str = f"/cds-services/{PV}", **headers: str
+    to: str | httpx.Client,
+    bearer: str | None,
+    path: str = f"/cds-services/{PV}",
+    **headers: str,
 ) -> httpx.Response:
+    """A patient-view call to a real server at its base URL, or through a client (the app
+    in-process)."""
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
-    return httpx.post(
-        base + path,
-        content=orjson.dumps(hook_request("patient-view")),
-        headers={"Content-Type": "application/json", **headers},
-        timeout=10,
-    )
+    content = orjson.dumps(hook_request("patient-view"))
+    headers = {"Content-Type": "application/json", **headers}
+    if isinstance(to, str):
+        return httpx.post(to + path, content=content, headers=headers, timeout=10)
+    return to.post(path, content=content, headers=headers)
 
 
 def _diagnostics(response: httpx.Response, status: int) -> str:
@@ -263,7 +269,9 @@ def test_the_app_itself_refuses_a_large_head(tmp_path: Path) -> None:
     assert "header" in _diagnostics(response, 431)
 
 
-def test_an_over_long_token_is_refused_before_any_jwt_work(auth_base: str, issuer: Issuer) -> None:
+def test_an_over_long_token_is_refused_before_any_jwt_work(
+    auth_base: httpx.Client, issuer: Issuer
+) -> None:
     # Validly signed, but longer than NKR_MAX_TOKEN_BYTES (8192): refused unread.
     long = issuer.token(f"{PUBLIC}/cds-services/{PV}", extra={"pad": "x" * 9000})
     assert 8192 < len(long) < 16_000
@@ -389,14 +397,14 @@ def test_a_public_base_url_with_userinfo_is_refused(url: str) -> None:
 
 
 def test_a_spoofed_host_with_a_matching_aud_is_refused(
-    server_factory: ServerFactory, auth_env: dict[str, str], auth_base: str, issuer: Issuer
+    app_factory: AppFactory, auth_env: dict[str, str], auth_base: httpx.Client, issuer: Issuer
 ) -> None:
     evil = f"http://cds.evil.example/cds-services/{PV}"
     # Default allowed hosts: the Host is refused before anything else.
     response = _post(auth_base, issuer.token(evil), Host="cds.evil.example")
     assert "Host" in _diagnostics(response, 400)
     # Any Host allowed: the aud still has to be NKR_PUBLIC_BASE_URL's.
-    anyhost = server_factory(auth_env | {"NKR_ALLOWED_HOSTS": "*"})
+    anyhost = app_factory(auth_env | {"NKR_ALLOWED_HOSTS": "*"})
     response = _post(anyhost, issuer.token(evil), Host="cds.evil.example")
     assert "aud" in _diagnostics(response, 401)
     response = _post(
@@ -413,7 +421,7 @@ def test_a_spoofed_host_with_a_matching_aud_is_refused(
     assert "evil" not in response.text
 
 
-def test_the_public_hosts_name_is_allowed(auth_base: str, issuer: Issuer) -> None:
+def test_the_public_hosts_name_is_allowed(auth_base: httpx.Client, issuer: Issuer) -> None:
     response = _post(auth_base, issuer.token(f"{PUBLIC}/cds-services/{PV}"), Host="CDS.example.org")
     assert response.status_code == 200, response.text
 
@@ -491,7 +499,7 @@ def jku_hits() -> Iterator[Loopback]:
 
 
 def test_file_keys_are_used_and_jku_is_never_fetched(
-    auth_base: str, issuer: Issuer, jku_hits: Loopback
+    auth_base: httpx.Client, issuer: Issuer, jku_hits: Loopback
 ) -> None:
     for jku in (
         "https://sandbox.cds-hooks.org/.well-known/jwks.json",
@@ -503,12 +511,12 @@ def test_file_keys_are_used_and_jku_is_never_fetched(
 
 
 def test_a_jku_other_than_the_issuers_jwks_url_is_refused(
-    server_factory: ServerFactory, issuer: Issuer, jku_hits: Loopback
+    app_factory: AppFactory, issuer: Issuer, jku_hits: Loopback
 ) -> None:
     served = Loopback(lambda _: (200, _jwks(issuer.key)))
     try:
         jwks_url = f"{served.url}/jwks.json"
-        base = server_factory(
+        base = app_factory(
             {"NKR_JWT_ISSUERS": f"{URL_ISSUER}={jwks_url}", "NKR_PUBLIC_BASE_URL": PUBLIC}
         )
         aud = f"{PUBLIC}/cds-services/{PV}"

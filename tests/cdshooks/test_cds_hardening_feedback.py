@@ -38,6 +38,7 @@ from nkr.cdshooks._feedback import (
 )
 from nkr.cdshooks._kit import Uuids
 
+from ..conftest import in_process
 from .conftest import Cds, ServerProcess
 from .fhir_data import SERVICE_IDS, hook_request, pain, procedure, radiculopathy, service_request
 
@@ -62,18 +63,18 @@ def accept(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def post_feedback(
-    base: str,
+    to: str | httpx.Client,
     service: str,
     items: list[dict[str, Any]],
     content_type: str | None = "application/json",
 ) -> httpx.Response:
+    """Feedback to a real server at its base URL, or through a client (the app in-process)."""
     headers = {} if content_type is None else {"Content-Type": content_type}
-    return httpx.post(
-        f"{base}/cds-services/{service}/feedback",
-        content=orjson.dumps({"feedback": items}),
-        headers=headers,
-        timeout=10,
-    )
+    path, content = f"/cds-services/{service}/feedback", orjson.dumps({"feedback": items})
+    if isinstance(to, str):
+        with httpx.Client(base_url=to, timeout=10) as client:  # a connection of its own
+            return client.post(path, content=content, headers=headers)
+    return to.post(path, content=content, headers=headers)
 
 
 def refused(response: httpx.Response, status: int, names: str) -> str:
@@ -112,13 +113,6 @@ def card_rows(data_dir: Path) -> list[tuple[str, str, str]]:
         return conn.execute("SELECT uuid, service, topic FROM issued_card").fetchall()
 
 
-def stop_gracefully(server: ServerProcess) -> None:
-    """SIGTERM: the lifespan ends and the store writes what it holds."""
-    assert server.proc is not None
-    server.proc.terminate()
-    server.proc.wait(timeout=15)
-
-
 def cli_report(data_dir: Path) -> dict[str | None, dict[str, Any]]:
     result = subprocess.run(
         [sys.executable, "-m", "nkr", "feedback", "report", "--data-dir", str(data_dir), "--json"],
@@ -133,32 +127,34 @@ def cli_report(data_dir: Path) -> dict[str | None, dict[str, Any]]:
 V7_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 
-def test_integrators_page_calls_add_no_shown_rows(server_process: ServerProcess) -> None:
-    base = server_process.start()
-    page = f"{base}/integration?service={PATIENT_VIEW}&sample=2-surgeon-due"
-    for _ in range(20):
-        response = httpx.get(page, timeout=10)
-        assert response.status_code == 200
-        assert "cds-card" in response.text  # the page did call the service and got cards
-    page_cards = set(V7_UUID.findall(response.text))
-    assert page_cards
-    # An outside client that sends whatever an in-process marker could look like as headers
-    # is EHR traffic all the same: counted.
-    spoofed = {
-        "X-Nkr-Internal": "1",
-        "nkr.internal_call": "true",
-        "X-Forwarded-For": "127.0.0.1",
-        "User-Agent": "python-httpx/0.28.1",
-    }
-    external = Cds(base).cards("patient-view", hook_request("patient-view"), spoofed)
-    # Feedback on a card of the page is refused: it was never recorded.
-    refused(
-        post_feedback(base, PATIENT_VIEW, [item(sorted(page_cards)[0])]), 404, "feedback[0].card"
-    )
-    stop_gracefully(server_process)
-    rows = card_rows(server_process.data_dir)
+def test_integrators_page_calls_add_no_shown_rows(tmp_path: Path) -> None:
+    with in_process({}, tmp_path) as client:
+        page = f"/integration?service={PATIENT_VIEW}&sample=2-surgeon-due"
+        for _ in range(20):
+            response = client.get(page)
+            assert response.status_code == 200
+            assert "cds-card" in response.text  # the page did call the service and got cards
+        page_cards = set(V7_UUID.findall(response.text))
+        assert page_cards
+        # An outside client that sends whatever an in-process marker could look like as
+        # headers is EHR traffic all the same: counted.
+        spoofed = {
+            "X-Nkr-Internal": "1",
+            "nkr.internal_call": "true",
+            "X-Forwarded-For": "127.0.0.1",
+            "User-Agent": "python-httpx/0.28.1",
+        }
+        external = Cds.of(client).cards("patient-view", hook_request("patient-view"), spoofed)
+        # Feedback on a card of the page is refused: it was never recorded.
+        refused(
+            post_feedback(client, PATIENT_VIEW, [item(sorted(page_cards)[0])]),
+            404,
+            "feedback[0].card",
+        )
+    # Leaving the app ends its lifespan (a graceful stop): the store writes what it holds.
+    rows = card_rows(tmp_path)
     assert sorted(r[0] for r in rows) == sorted(c["uuid"] for c in external)
-    stats = cli_report(server_process.data_dir)
+    stats = cli_report(tmp_path)
     assert stats["overview"]["shown"] == 1
     assert "spine-surgeon-assessment" not in stats
 
@@ -200,18 +196,18 @@ def test_json_with_charset_or_in_capitals_is_json(cds: Cds, content_type: str) -
     )
     assert response.status_code == 200, response.text
     (card,) = response.json()["cards"]
-    ok = post_feedback(cds.base, PATIENT_VIEW, [item(card["uuid"], "overridden")], content_type)
+    ok = post_feedback(cds.client, PATIENT_VIEW, [item(card["uuid"], "overridden")], content_type)
     assert ok.status_code == 200, ok.text
 
 
 def test_text_plain_feedback_gets_415_and_is_not_stored(cds: Cds) -> None:
     mri, _ = mri_and_surgeon_cards(cds)
     for content_type in REFUSED_TYPES:
-        response = post_feedback(cds.base, ORDER_SIGN, [accept(mri)], content_type)
+        response = post_feedback(cds.client, ORDER_SIGN, [accept(mri)], content_type)
         assert response.status_code == 415, (content_type, response.text)
         assert response.json()["resourceType"] == "OperationOutcome"
     # None of them was stored: the card's one outcome is still to be given.
-    assert post_feedback(cds.base, ORDER_SIGN, [accept(mri)]).status_code == 200
+    assert post_feedback(cds.client, ORDER_SIGN, [accept(mri)]).status_code == 200
 
 
 # -- finding 12: forged feedback ----------------------------------------------------------------
@@ -220,22 +216,22 @@ def test_text_plain_feedback_gets_415_and_is_not_stored(cds: Cds) -> None:
 def test_unknown_card_is_refused(cds: Cds) -> None:
     mri, _ = mri_and_surgeon_cards(cds)
     unknown = str(uuid.uuid4())
-    refused(post_feedback(cds.base, ORDER_SIGN, [item(unknown)]), 404, "feedback[0].card")
-    response = post_feedback(cds.base, ORDER_SIGN, [accept(mri), item(unknown)])
+    refused(post_feedback(cds.client, ORDER_SIGN, [item(unknown)]), 404, "feedback[0].card")
+    response = post_feedback(cds.client, ORDER_SIGN, [accept(mri), item(unknown)])
     refused(response, 404, "feedback[1].card")
     # All or nothing: the good item of the refused request was not stored.
-    assert post_feedback(cds.base, ORDER_SIGN, [accept(mri)]).status_code == 200
+    assert post_feedback(cds.client, ORDER_SIGN, [accept(mri)]).status_code == 200
 
 
 def test_feedback_for_another_services_card_is_refused(cds: Cds) -> None:
     mri, surgeon = mri_and_surgeon_cards(cds)
     diagnostics = refused(
-        post_feedback(cds.base, PATIENT_VIEW, [accept(mri)]), 400, "feedback[0].card"
+        post_feedback(cds.client, PATIENT_VIEW, [accept(mri)]), 400, "feedback[0].card"
     )
     assert ORDER_SIGN in diagnostics  # where it belongs
-    refused(post_feedback(cds.base, ORDER_SIGN, [accept(surgeon)]), 400, "feedback[0].card")
-    assert post_feedback(cds.base, ORDER_SIGN, [accept(mri)]).status_code == 200
-    assert post_feedback(cds.base, PATIENT_VIEW, [accept(surgeon)]).status_code == 200
+    refused(post_feedback(cds.client, ORDER_SIGN, [accept(surgeon)]), 400, "feedback[0].card")
+    assert post_feedback(cds.client, ORDER_SIGN, [accept(mri)]).status_code == 200
+    assert post_feedback(cds.client, PATIENT_VIEW, [accept(surgeon)]).status_code == 200
 
 
 def test_suggestion_not_on_the_card_is_refused(cds: Cds) -> None:
@@ -243,11 +239,11 @@ def test_suggestion_not_on_the_card_is_refused(cds: Cds) -> None:
     names = "feedback[0].acceptedSuggestions[0].id"
     for foreign in (str(uuid.uuid4()), surgeon["suggestions"][0]["uuid"], mri["uuid"]):
         body = [item(mri["uuid"], acceptedSuggestions=[{"id": foreign}])]
-        refused(post_feedback(cds.base, ORDER_SIGN, body), 400, names)
+        refused(post_feedback(cds.client, ORDER_SIGN, body), 400, names)
     twice = [{"id": mri["suggestions"][0]["uuid"]}] * 2
     body = [item(mri["uuid"], acceptedSuggestions=twice)]
-    refused(post_feedback(cds.base, ORDER_SIGN, body), 400, "feedback[0].acceptedSuggestions")
-    assert post_feedback(cds.base, ORDER_SIGN, [accept(mri)]).status_code == 200
+    refused(post_feedback(cds.client, ORDER_SIGN, body), 400, "feedback[0].acceptedSuggestions")
+    assert post_feedback(cds.client, ORDER_SIGN, [accept(mri)]).status_code == 200
 
 
 def test_an_accepted_outcome_names_the_suggestion_it_took(cds: Cds) -> None:
@@ -256,8 +252,8 @@ def test_an_accepted_outcome_names_the_suggestion_it_took(cds: Cds) -> None:
     mri, _ = mri_and_surgeon_cards(cds)
     names = "feedback[0].acceptedSuggestions"
     for body in ([item(mri["uuid"])], [item(mri["uuid"], acceptedSuggestions=[])]):
-        refused(post_feedback(cds.base, ORDER_SIGN, body), 400, names)
-    assert post_feedback(cds.base, ORDER_SIGN, [accept(mri)]).status_code == 200
+        refused(post_feedback(cds.client, ORDER_SIGN, body), 400, names)
+    assert post_feedback(cds.client, ORDER_SIGN, [accept(mri)]).status_code == 200
 
 
 def test_override_reason_the_card_never_offered_is_refused(cds: Cds) -> None:
@@ -271,42 +267,43 @@ def test_override_reason_the_card_never_offered_is_refused(cds: Cds) -> None:
         override(mri["uuid"], "carefully-considered", "urn:other:system"),
         override(mri["uuid"], "carefully-considered", None),
     ):
-        refused(post_feedback(cds.base, ORDER_SIGN, [body]), 400, names)
+        refused(post_feedback(cds.client, ORDER_SIGN, [body]), 400, names)
     # The outcome and its details must agree.
     wrong = [
         item(mri["uuid"], "overridden", acceptedSuggestions=accept(mri)["acceptedSuggestions"])
     ]
-    refused(post_feedback(cds.base, ORDER_SIGN, wrong), 400, "feedback[0].acceptedSuggestions")
+    refused(post_feedback(cds.client, ORDER_SIGN, wrong), 400, "feedback[0].acceptedSuggestions")
     reason = override(mri["uuid"], "carefully-considered")["overrideReason"]
     wrong = [item(mri["uuid"], "accepted", overrideReason=reason)]
-    refused(post_feedback(cds.base, ORDER_SIGN, wrong), 400, "feedback[0].overrideReason")
+    refused(post_feedback(cds.client, ORDER_SIGN, wrong), 400, "feedback[0].overrideReason")
     good = override(mri["uuid"], "carefully-considered")
-    assert post_feedback(cds.base, ORDER_SIGN, [good]).status_code == 200
+    assert post_feedback(cds.client, ORDER_SIGN, [good]).status_code == 200
 
 
 def test_override_without_a_reason_is_kept(cds: Cds) -> None:
     # The HL7 sandbox's "dismiss": overridden, no reason.
     mri, _ = mri_and_surgeon_cards(cds)
-    assert post_feedback(cds.base, ORDER_SIGN, [item(mri["uuid"], "overridden")]).is_success
+    assert post_feedback(cds.client, ORDER_SIGN, [item(mri["uuid"], "overridden")]).is_success
 
 
-def test_accept_then_override_counts_once(server_process: ServerProcess) -> None:
-    cds = Cds(server_process.start())
-    mri, surgeon = mri_and_surgeon_cards(cds)
-    assert post_feedback(cds.base, ORDER_SIGN, [accept(mri)]).status_code == 200
-    later = post_feedback(cds.base, ORDER_SIGN, [override(mri["uuid"], "carefully-considered")])
-    refused(later, 409, "feedback[0].card")
-    again = post_feedback(cds.base, ORDER_SIGN, [accept(mri)])  # a second click
-    refused(again, 409, "feedback[0].card")
-    both = [accept(surgeon), override(surgeon["uuid"], "not-severe")]
-    refused(post_feedback(cds.base, PATIENT_VIEW, both), 409, "feedback[1].card")
-    assert post_feedback(cds.base, PATIENT_VIEW, both[1:]).status_code == 200
-    stats = cli_report(server_process.data_dir)
-    assert (stats["mri"]["accepted"], stats["mri"]["overridden"]) == (1, 0)
-    surgeon_stats = stats["spine-surgeon-assessment"]
-    assert (surgeon_stats["accepted"], surgeon_stats["overridden"]) == (0, 1)
-    with sqlite3.connect(server_process.data_dir / DB_NAME) as conn:
-        assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (2,)
+def test_accept_then_override_counts_once(tmp_path: Path) -> None:
+    with in_process({}, tmp_path) as client:
+        cds = Cds.of(client)
+        mri, surgeon = mri_and_surgeon_cards(cds)
+        assert post_feedback(client, ORDER_SIGN, [accept(mri)]).status_code == 200
+        later = post_feedback(client, ORDER_SIGN, [override(mri["uuid"], "carefully-considered")])
+        refused(later, 409, "feedback[0].card")
+        again = post_feedback(client, ORDER_SIGN, [accept(mri)])  # a second click
+        refused(again, 409, "feedback[0].card")
+        both = [accept(surgeon), override(surgeon["uuid"], "not-severe")]
+        refused(post_feedback(client, PATIENT_VIEW, both), 409, "feedback[1].card")
+        assert post_feedback(client, PATIENT_VIEW, both[1:]).status_code == 200
+        stats = cli_report(tmp_path)
+        assert (stats["mri"]["accepted"], stats["mri"]["overridden"]) == (1, 0)
+        surgeon_stats = stats["spine-surgeon-assessment"]
+        assert (surgeon_stats["accepted"], surgeon_stats["overridden"]) == (0, 1)
+        with sqlite3.connect(tmp_path / DB_NAME) as conn:
+            assert conn.execute("SELECT count(*) FROM feedback").fetchone() == (2,)
 
 
 def test_feedback_right_after_the_call_across_two_workers(tmp_path: Path) -> None:
@@ -340,8 +337,8 @@ def _seed(data_dir: Path, days_ago: float, cards: list[tuple[str, str, str]], se
     store.close()
 
 
-def test_old_cards_are_pruned_and_the_report_still_counts(server_process: ServerProcess) -> None:
-    data_dir = server_process.data_dir
+def test_old_cards_are_pruned_and_the_report_still_counts(tmp_path: Path) -> None:
+    data_dir = tmp_path
     old_mri = [(str(uuid.uuid4()), "mri", str(uuid.uuid4())) for _ in range(30)]
     old_overview = [(str(uuid.uuid4()), "overview", "") for _ in range(10)]
     young = [(str(uuid.uuid4()), "mri", "") for _ in range(5)]
@@ -361,22 +358,23 @@ def test_old_cards_are_pruned_and_the_report_still_counts(server_process: Server
     before = cli_report(data_dir)
     assert before["mri"]["shown"] == 35
 
-    server_process.env = {"NKR_CARD_RETENTION_DAYS": "30"}
-    base = server_process.start()
-    deadline = time.monotonic() + 20
-    while len(card_rows(data_dir)) > len(young) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert sorted(r[0] for r in card_rows(data_dir)) == sorted(c for c, _, _ in young)
-    # The counts are kept: the pruned cards' shown counts are rolled up, their feedback kept.
-    assert cli_report(data_dir) == before
-    after = cli_report(data_dir)["mri"]
-    assert (after["shown"], after["accepted"], after["overridden"]) == (35, 1, 1)
-    # Feedback on a pruned card: its record is gone, so it is refused; a young one is fine.
-    diagnostics = refused(
-        post_feedback(base, ORDER_SIGN, [item(old_mri[2][0])]), 404, "feedback[0].card"
-    )
-    assert "30 days" in diagnostics
-    assert post_feedback(base, ORDER_SIGN, [item(young[0][0], "overridden")]).status_code == 200
+    with in_process({"NKR_CARD_RETENTION_DAYS": "30"}, data_dir) as client:
+        deadline = time.monotonic() + 20
+        while len(card_rows(data_dir)) > len(young) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sorted(r[0] for r in card_rows(data_dir)) == sorted(c for c, _, _ in young)
+        # The counts are kept: the pruned cards' shown counts are rolled up, their feedback
+        # kept.
+        assert cli_report(data_dir) == before
+        after = cli_report(data_dir)["mri"]
+        assert (after["shown"], after["accepted"], after["overridden"]) == (35, 1, 1)
+        # Feedback on a pruned card: its record is gone, so it is refused; a young one is fine.
+        diagnostics = refused(
+            post_feedback(client, ORDER_SIGN, [item(old_mri[2][0])]), 404, "feedback[0].card"
+        )
+        assert "30 days" in diagnostics
+        young_feedback = post_feedback(client, ORDER_SIGN, [item(young[0][0], "overridden")])
+        assert young_feedback.status_code == 200
 
 
 def test_pruning_runs_in_bounded_batches(tmp_path: Path) -> None:

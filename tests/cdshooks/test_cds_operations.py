@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
-
-from .conftest import Cds, ServerFactory, ServerProcess
+from ..conftest import AppFactory
+from .conftest import Cds, ServerProcess
 from .fhir_data import hook_request, patient, radiculopathy, service_request
 
 
@@ -32,20 +31,19 @@ def test_auth_off_is_loud_and_log_has_no_patient_data(
     assert marker not in log
 
 
-def test_public_base_url_for_links(server_factory: ServerFactory) -> None:
-    base = server_factory({"NKR_PUBLIC_BASE_URL": "https://cds.example.org/nkr/"})
+def test_public_base_url_for_links(app_factory: AppFactory) -> None:
+    client = app_factory({"NKR_PUBLIC_BASE_URL": "https://cds.example.org/nkr/"})
     body = hook_request("order-sign", drafts=[service_request("acupuncture", "a")])
-    [card] = Cds(base).cards("order-sign", body)
+    [card] = Cds.of(client).cards("order-sign", body)
     assert (
         card["links"][0]["url"]
         == "https://cds.example.org/nkr/lumbal-radikulopati/anbefalinger/acupuncture"
     )
-    assert httpx.get(f"{base}/cds-services").status_code == 200
+    assert client.get("/cds-services").status_code == 200
 
 
-def test_fhir_server_allowlist(server_factory: ServerFactory) -> None:
-    base = server_factory({"NKR_FHIR_SERVERS": "http://127.0.0.1:9/fhir"})
-    cds = Cds(base)
+def test_fhir_server_allowlist(app_factory: AppFactory) -> None:
+    cds = Cds.of(app_factory({"NKR_FHIR_SERVERS": "http://127.0.0.1:9/fhir"}))
     for server, reason in (
         ("http://127.0.0.1:9/fhirx", "not one this service may fetch from"),
         ("http://127.0.0.1:99/fhir", "not one this service may fetch from"),

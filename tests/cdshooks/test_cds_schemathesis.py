@@ -31,7 +31,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 from nkr._app import create_app
 from nkr._settings import Settings
 
-from .conftest import Cds
+from .conftest import Cds, ServerFactory
 from .fhir_data import (
     SERVICE_IDS,
     hook_request,
@@ -77,6 +77,13 @@ OPERATIONS = [
 ]
 # Nothing in these GETs can be made invalid: no negative cases.
 NO_NEGATIVE = {("GET", "/cds-services"), ("GET", "/fhir/ValueSet/{vs_id}")}
+
+
+@pytest.fixture(scope="module")
+def cds(server_factory: ServerFactory, valueset_dir: Path) -> Cds:
+    """A real server (schemathesis sends its cases over HTTP), with the test deployment's
+    extra value sets."""
+    return Cds(server_factory({"NKR_VALUESET_DIR": str(valueset_dir)}))
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
-"""The /fhir ValueSet endpoints, over real HTTP against ``nkr serve``."""
+"""The /fhir ValueSet endpoints: in-process on the defaults; a deployment's extra value sets
+against a real ``nkr serve`` (which publishes them, or refuses to start on a broken file)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,13 @@ import pytest
 from nkr.guidelines.lumbar_radiculopathy.fhir import VALUESET_IDS
 from nkr.guidelines.lumbar_radiculopathy.fhir import shipped as shipped_valuesets
 
-ServerFactory = Callable[[dict[str, str]], str]
+from ..conftest import IN_PROCESS_BASE, ServerFactory
+
 FHIR_JSON = "application/fhir+json"
 
 
-def get(address: str, params: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.get(address, params=params, timeout=10)
+def get(client: httpx.Client, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+    return client.get(path, params=params)
 
 
 def body(response: httpx.Response) -> Any:
@@ -26,8 +27,8 @@ def body(response: httpx.Response) -> Any:
     return response.json()
 
 
-def test_search_returns_every_value_set_as_a_searchset_bundle(server: str) -> None:
-    response = get(f"{server}/fhir/ValueSet")
+def test_search_returns_every_value_set_as_a_searchset_bundle(app_client: httpx.Client) -> None:
+    response = get(app_client, "/fhir/ValueSet")
     assert response.status_code == 200
     bundle = body(response)
     assert bundle["resourceType"] == "Bundle"
@@ -35,7 +36,7 @@ def test_search_returns_every_value_set_as_a_searchset_bundle(server: str) -> No
     assert bundle["total"] == len(bundle["entry"]) == 11
     assert [e["resource"]["id"] for e in bundle["entry"]] == list(VALUESET_IDS)
     for entry in bundle["entry"]:
-        assert entry["fullUrl"] == f"{server}/fhir/ValueSet/{entry['resource']['id']}"
+        assert entry["fullUrl"] == f"{IN_PROCESS_BASE}/fhir/ValueSet/{entry['resource']['id']}"
         assert entry["search"] == {"mode": "match"}
         assert entry["resource"]["expansion"]["total"] >= 1
 
@@ -53,14 +54,16 @@ def test_search_returns_every_value_set_as_a_searchset_bundle(server: str) -> No
         ({"url": "urn:nkr:valueset:bed-rest", "_id": "acupuncture"}, []),
     ],
 )
-def test_search_filters_by_id_and_url(server: str, params: dict[str, str], ids: list[str]) -> None:
-    bundle = body(get(f"{server}/fhir/ValueSet", params))
+def test_search_filters_by_id_and_url(
+    app_client: httpx.Client, params: dict[str, str], ids: list[str]
+) -> None:
+    bundle = body(get(app_client, "/fhir/ValueSet", params))
     assert sorted(e["resource"]["id"] for e in bundle["entry"]) == ids
     assert bundle["total"] == len(ids)
 
 
-def test_read_returns_the_value_set_with_provenance(server: str) -> None:
-    response = get(f"{server}/fhir/ValueSet/lumbar-radiculopathy")
+def test_read_returns_the_value_set_with_provenance(app_client: httpx.Client) -> None:
+    response = get(app_client, "/fhir/ValueSet/lumbar-radiculopathy")
     assert response.status_code == 200
     vs = body(response)
     assert vs["resourceType"] == "ValueSet"
@@ -74,8 +77,10 @@ def test_read_returns_the_value_set_with_provenance(server: str) -> None:
 
 
 @pytest.mark.parametrize("vs_id", ["nothing", "RED-FLAGS", "red-flags.json"])
-def test_an_unknown_id_is_404_with_an_operation_outcome(server: str, vs_id: str) -> None:
-    response = get(f"{server}/fhir/ValueSet/{vs_id}")
+def test_an_unknown_id_is_404_with_an_operation_outcome(
+    app_client: httpx.Client, vs_id: str
+) -> None:
+    response = get(app_client, f"/fhir/ValueSet/{vs_id}")
     assert response.status_code == 404
     outcome = body(response)
     assert outcome["resourceType"] == "OperationOutcome"
@@ -86,6 +91,8 @@ def test_an_unknown_id_is_404_with_an_operation_outcome(server: str, vs_id: str)
 def test_a_deployment_s_extra_codes_are_published(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
+    # A real server: /fhir serves the value sets of the process's registry (from its
+    # environment), not of the registry create_app is given.
     extra = {
         "id": "bed-rest",
         "codes": [
@@ -99,7 +106,7 @@ def test_a_deployment_s_extra_codes_are_published(
     }
     (tmp_path / "local.json").write_text(json.dumps(extra), encoding="utf-8")
     base = server_factory({"NKR_VALUESET_DIR": str(tmp_path)})
-    vs = body(get(f"{base}/fhir/ValueSet/bed-rest"))
+    vs = body(httpx.get(f"{base}/fhir/ValueSet/bed-rest", timeout=10))
     shipped = len(shipped_valuesets().get("bed-rest").codes)
     assert vs["expansion"]["total"] == shipped + 1
     local = vs["expansion"]["contains"][-1]

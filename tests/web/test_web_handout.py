@@ -31,8 +31,8 @@ def long_date(value: dt.date, lang: Lang) -> str:
     return _long_date(value, lang, LR.texts)
 
 
-def _page(server: str, lang: Lang) -> str:
-    return httpx.get(f"{server}/{G.slug}/pjece?lang={lang}", timeout=10).text
+def _page(client: httpx.Client, lang: Lang) -> str:
+    return client.get(f"/{G.slug}/pjece?lang={lang}").text
 
 
 def _esc(text: str) -> str:
@@ -76,8 +76,10 @@ def test_the_handout_covers_activity_treatments_scans_and_injections() -> None:
 
 
 @pytest.mark.parametrize("lang", nkr.LANGS)
-def test_handout_page_shows_status_source_and_references(server: str, lang: Lang) -> None:
-    page = _page(server, lang)
+def test_handout_page_shows_status_source_and_references(
+    app_client: httpx.Client, lang: Lang
+) -> None:
+    page = _page(app_client, lang)
     assert f'<html lang="{lang}">' in page
     assert G.source.citation(lang) in page
     assert G.source.url in page
@@ -213,9 +215,9 @@ def test_the_safety_netting_is_labelled_as_outside_the_guideline() -> None:
 
 @pytest.mark.parametrize("lang", nkr.LANGS)
 def test_the_safety_netting_is_shown_on_the_handout_without_guideline_links(
-    server: str, lang: Lang
+    app_client: httpx.Client, lang: Lang
 ) -> None:
-    page = _page(server, lang)
+    page = _page(app_client, lang)
     sn = handout().safety_netting
     block = _section(page, "safety-netting")
     for text in (sn.label(lang), sn.heading(lang), sn.intro(lang), sn.action(lang)):
@@ -236,7 +238,9 @@ def test_the_safety_netting_is_shown_on_the_handout_without_guideline_links(
 
 
 @pytest.mark.parametrize("lang", nkr.LANGS)
-def test_the_handout_status_line_is_written_for_patients(server: str, lang: Lang) -> None:
+def test_the_handout_status_line_is_written_for_patients(
+    app_client: httpx.Client, lang: Lang
+) -> None:
     patient_status = handout().status.text(G, lang, LR.texts)
     assert G.status.since is not None
     assert not G.status.in_force
@@ -244,7 +248,7 @@ def test_the_handout_status_line_is_written_for_patients(server: str, lang: Lang
     assert G.version in patient_status
     assert str(G.published.year) in patient_status
     assert "{" not in patient_status
-    page = _page(server, lang)
+    page = _page(app_client, lang)
     status = re.search(r'<p class="handout-status">(.*?)</p>', page, re.S)
     assert status is not None
     assert _esc(patient_status) in status.group(1)

@@ -1,4 +1,4 @@
-"""Plain HTTP against a real ``nkr serve``: headers, escaping, 404s, languages, server time."""
+"""Plain HTTP to the app (in-process): headers, escaping, 404s, languages, server time."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ PAGES = [
 
 
 @pytest.fixture(scope="module")
-def client(server: str) -> httpx.Client:
-    return httpx.Client(base_url=server, timeout=10)
+def client(app_client: httpx.Client) -> httpx.Client:
+    return app_client
 
 
 def _page(client: httpx.Client, path: str) -> httpx.Response:
