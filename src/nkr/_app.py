@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     # /healthz, /readyz and /metrics (operators' endpoints, no JWT, not in the OpenAPI document).
     app.include_router(_ops.create_router(settings))
     app.include_router(cdshooks.create_router(settings, registry))
-    app.include_router(fhir.create_router(settings))
+    app.include_router(fhir.create_router(settings, registry))
     app.include_router(web.create_router(settings, registry))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -7,7 +7,7 @@ from typing import Any, Final
 from fastapi import APIRouter, Request
 
 from nkr._errors import InputError
-from nkr._package import registry
+from nkr._package import Registry, registry
 from nkr._settings import Settings
 from nkr.fhir._outcome import FHIR_JSON, FhirJSONResponse, outcome_response
 from nkr.fhir._valuesets import ValueSets
@@ -184,8 +184,8 @@ def create_valueset_router(*valuesets: ValueSets) -> APIRouter:
     return router
 
 
-def create_router(settings: Settings) -> APIRouter:
-    """The ``/fhir`` endpoints (ValueSet search and read): the value sets of every installed
-    guideline, with the deployment's extra value sets merged in. A broken extra file raises
-    :class:`~nkr.InputError` at start-up."""
-    return create_valueset_router(*(p.valuesets for p in registry().packages))
+def create_router(settings: Settings, known: Registry | None = None) -> APIRouter:
+    """The ``/fhir`` endpoints (ValueSet search and read): the value sets of every guideline
+    of ``known`` (default: the installed ones), with the deployment's extra value sets merged
+    in. A broken extra file raises :class:`~nkr.InputError` at start-up."""
+    return create_valueset_router(*(p.valuesets for p in (known or registry()).packages))
