@@ -128,3 +128,20 @@ def test_a_broken_extra_file_stops_the_server_at_start_up_naming_file_and_field(
     message = str(info.value)
     assert "broken.json" in message
     assert "codes[0].code" in message
+
+
+def test_a_value_set_two_guidelines_give_differently_stops_start_up(tmp_path: Path) -> None:
+    from nkr import InputError
+    from nkr.fhir._router import create_valueset_router
+    from nkr.guidelines.lumbar_radiculopathy.fhir import load
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    code = {"system": "urn:example", "code": "x", "provenance": "local: a test"}
+    (extra / "bed-rest.json").write_text(json.dumps({"id": "bed-rest", "codes": [code]}))
+    same = shipped_valuesets()
+    # The same value sets twice (two packages of one guideline family) are served once.
+    router = create_valueset_router(same, same)
+    assert len(router.routes) == 2
+    with pytest.raises(InputError, match="'bed-rest' is given by two guidelines"):
+        create_valueset_router(same, load(extra))

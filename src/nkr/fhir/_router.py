@@ -125,14 +125,15 @@ def _one_of(param: str | None) -> set[str] | None:
 
 def create_valueset_router(*valuesets: ValueSets) -> APIRouter:
     """The ``/fhir`` endpoints serving ``valuesets`` (one collection per guideline; an id
-    given by two is an error)."""
+    that two give differently is an error, the same value set given twice is served once)."""
     router = APIRouter(prefix="/fhir", tags=["FHIR"])
     resources: dict[str, dict[str, Any]] = {}
     for collection in valuesets:
         for vs_id in collection.ids:
-            if vs_id in resources:
+            resource = collection.to_fhir(vs_id)
+            if resources.get(vs_id, resource) != resource:
                 raise InputError(f"value sets: id {vs_id!r} is given by two guidelines")
-            resources[vs_id] = collection.to_fhir(vs_id)
+            resources[vs_id] = resource
 
     @router.get(
         "/ValueSet",
