@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from nkr._assessment import (
     Assessment,
@@ -301,25 +301,39 @@ def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:
         applies=Outcome(RecStatus.APPLIES, in_scope_reason) if in_scope else not_in_scope,
     )
     results = RULES.apply(guideline, ctx)
-    surgeon = next(r for r in results if r.recommendation.id == SURGEON)
+    surgeon = results[_surgeon_index(guideline)]
     deadline = _deadline(ctx, surgeon)
-    safety = _safety(case)
+    safety = _safety(case) if case.red_flags else None
     course = Course(guideline, age, days, week, safety, deadline)
     return Assessment(
-        guideline=guideline,
-        date=on,
-        in_scope=in_scope,
-        scope_reasons=scope_reasons,
-        results=results,
-        facts=(
-            Fact("age", Reason("fact-age"), Reason("fact-age-value", (("age", age),))),
+        guideline,
+        on,
+        in_scope,
+        scope_reasons,
+        results,
+        (
+            Fact("age", _AGE, Reason("fact-age-value", (("age", age),))),
             Fact(
                 "days-since-onset",
-                Reason("fact-days-since-onset"),
+                _DAYS,
                 Reason("fact-days-value", (("days", days), ("week", course.week_reason))),
             ),
         ),
-        notices=() if safety is None else (safety,),
-        deadlines=() if deadline is None else (deadline,),
-        details=course,
+        () if safety is None else (safety,),
+        () if deadline is None else (deadline,),
+        course,
     )
+
+
+_AGE: Final = Reason("fact-age")
+_DAYS: Final = Reason("fact-days-since-onset")
+_SURGEON_INDEX: dict[int, tuple[Guideline, int]] = {}
+
+
+def _surgeon_index(guideline: Guideline) -> int:
+    """Where the spine-surgeon recommendation is in the guideline's order (found once)."""
+    hit = _SURGEON_INDEX.get(id(guideline))
+    if hit is None:
+        ids = [r.id for r in guideline.recommendations]
+        hit = _SURGEON_INDEX[id(guideline)] = (guideline, ids.index(SURGEON))
+    return hit[1]
