@@ -3,6 +3,7 @@ against a real ``nkr serve`` (which publishes them, or refuses to start on a bro
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,8 @@ def test_a_broken_extra_file_stops_the_server_at_start_up_naming_file_and_field(
 def test_a_value_set_two_guidelines_give_differently_stops_start_up(tmp_path: Path) -> None:
     from nkr import InputError
     from nkr.fhir._router import create_valueset_router
-    from nkr.guidelines.lumbar_radiculopathy.fhir import load
+    from nkr.fhir._valuesets import load_valuesets
+    from nkr.guidelines.lumbar_radiculopathy.fhir import RED_FLAG_ATTRIBUTE, VALUESET_DIR, load
 
     extra = tmp_path / "extra"
     extra.mkdir()
@@ -143,5 +145,10 @@ def test_a_value_set_two_guidelines_give_differently_stops_start_up(tmp_path: Pa
     # The same value sets twice (two packages of one guideline family) are served once.
     router = create_valueset_router(same, same)
     assert len(router.routes) == 2
+    # Loaded again (its expansion made at another time), it is still the same value set.
+    later = load_valuesets(
+        VALUESET_DIR, VALUESET_IDS, attributes=(RED_FLAG_ATTRIBUTE,), now=dt.datetime(2030, 1, 1)
+    )
+    create_valueset_router(same, later)
     with pytest.raises(InputError, match="'bed-rest' is given by two guidelines"):
         create_valueset_router(same, load(extra))

@@ -123,6 +123,12 @@ def _one_of(param: str | None) -> set[str] | None:
     return values or None  # FHIR ignores a parameter without a value
 
 
+def _content(resource: dict[str, Any]) -> dict[str, Any]:
+    """A ValueSet without the time its expansion was made (loads a second apart differ)."""
+    expansion = {k: v for k, v in resource["expansion"].items() if k != "timestamp"}
+    return resource | {"expansion": expansion}
+
+
 def create_valueset_router(*valuesets: ValueSets) -> APIRouter:
     """The ``/fhir`` endpoints serving ``valuesets`` (one collection per guideline; an id
     that two give differently is an error, the same value set given twice is served once)."""
@@ -131,9 +137,9 @@ def create_valueset_router(*valuesets: ValueSets) -> APIRouter:
     for collection in valuesets:
         for vs_id in collection.ids:
             resource = collection.to_fhir(vs_id)
-            if resources.get(vs_id, resource) != resource:
+            if vs_id in resources and _content(resources[vs_id]) != _content(resource):
                 raise InputError(f"value sets: id {vs_id!r} is given by two guidelines")
-            resources[vs_id] = resource
+            resources.setdefault(vs_id, resource)
 
     @router.get(
         "/ValueSet",
