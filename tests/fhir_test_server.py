@@ -7,7 +7,7 @@ encoded) or ``GET /{Type}?...``, answered with searchset Bundles. Searches under
 ``patient``/``subject`` and ``code`` (``system|code`` or ``code``); any other parameter is
 ignored, as FHIR lets a server do. Browsers may call it from the origins given (CORS).
 
-The data are the samples of ``src/nkr/web/samples/``, built into FHIR by the same code as the
+The data are the default guideline's sample patients, built into FHIR by the same code as the
 integrators' page (:func:`nkr.web._cds.hook_request`), so their dates are relative to the
 service's "today" whenever the tests run. Resource ids are prefixed with the patient's id,
 since the samples reuse ids such as ``radiculopathy`` from patient to patient.
@@ -32,7 +32,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from nkr._devserver import free_port
-from nkr.web._cds import hook_request, samples
+from nkr._package import registry
+from nkr.web._cds import hook_request
 
 Resource = dict[str, Any]
 FHIR_JSON = "application/fhir+json"
@@ -43,7 +44,7 @@ SEARCHABLE = ("Condition", "Observation", "Procedure", "ServiceRequest")
 def sample_resources(today: dt.date) -> dict[str, list[Resource]]:
     """Every sample patient's resources by type, dates resolved against ``today``."""
     store: dict[str, list[Resource]] = {"Patient": [], **{t: [] for t in SEARCHABLE}}
-    for sample in samples().values():
+    for sample in registry().default.samples.values():
         prefetch = hook_request(sample, "patient-view", today)["prefetch"]
         patient: Resource = prefetch["patient"]
         store["Patient"].append(patient)

@@ -33,9 +33,10 @@ from nkr import _ops
 from nkr._app import create_app
 from nkr._devserver import start_server, stop_server
 from nkr._metrics import MULTIPROC_FOLDER, worker_files
+from nkr._package import registry
 from nkr._settings import Settings
 from nkr.cdshooks import DB_NAME
-from nkr.web._cds import hook_request, samples
+from nkr.web._cds import hook_request
 
 TOKEN = "metrics-token-" + "s3cr3t" * 4
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -49,7 +50,7 @@ JSON = {"Content-Type": "application/json"}
 
 
 def _sample(patient_id: str) -> Any:
-    return next(s for s in samples().values() if s.patient["id"] == patient_id)
+    return next(s for s in registry().default.samples.values() if s.patient["id"] == patient_id)
 
 
 def _call_body(patient_id: str) -> bytes:

@@ -63,11 +63,6 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     data_dir: Path = Path("data")
-    # The guideline the command line and the web app's start page use by default (an id of
-    # `nkr guidelines`); unset: the only one installed, or DEFAULT_GUIDELINE.
-    guideline: str | None = None
-    # A folder of extra value-set files with a deployment's local codes.
-    valueset_dir: Path | None = None
     cors_origins: tuple[str, ...] = ()
     # JWT: allowed issuers, as "issuer=jwks-url-or-file" pairs. Empty means auth is off.
     jwt_issuers: tuple[str, ...] = ()

@@ -67,7 +67,7 @@ def all_requests() -> Iterator[tuple[str, dict[str, Any]]]:
         drafts = [service_request(kind, f"d-{kind}") for kind in ORDER_TOPICS]
         yield hook, hook_request(hook, drafts=drafts)
         yield hook, with_red_flags(hook_request(hook, drafts=drafts), "cauda_equina")
-    for sample in _cds.samples().values():
+    for sample in lr.package().samples.values():
         for hook in ("patient-view", "order-select", "order-sign"):
             yield hook, _cds.hook_request(sample, hook, today())
 

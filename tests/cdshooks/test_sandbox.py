@@ -37,9 +37,11 @@ from starlette.staticfiles import StaticFiles
 
 from nkr._app import create_app as create_nkr_app
 from nkr._devserver import free_port, start_server, stop_server
+from nkr._package import Registry
 from nkr._settings import Settings
 from nkr.cdshooks import DB_NAME, TopicReport, report
-from nkr.web._cds import hook_request, samples
+from nkr.guidelines.lumbar_radiculopathy import LumbarRadiculopathy, Options
+from nkr.web._cds import hook_request
 from tests.fhir_test_server import create_app as create_fhir_app
 from tests.fhir_test_server import serving
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -145,8 +147,10 @@ def in_browser() -> Iterator[Callable[[Callable[[Browser], T]], T]]:
 @pytest.fixture(scope="module")
 def expected(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], list[Any]]:
     """nkr's own cards (in Danish) for a sample patient on a hook, from the app in-process."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("expected"), valueset_dir=VALUESETS)
-    app = create_nkr_app(settings)
+    # The same local codes as the real server below gets from NKR_VALUESET_DIR.
+    package = LumbarRadiculopathy(Options(valueset_dir=VALUESETS))
+    settings = Settings(data_dir=tmp_path_factory.mktemp("expected"))
+    app = create_nkr_app(settings, Registry((package,), package.id))
 
     async def call(hook: str, body: dict[str, Any]) -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -158,7 +162,7 @@ def expected(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], l
             )
 
     def cards(patient_id: str, hook: str) -> list[Any]:
-        sample = next(s for s in samples().values() if s.patient["id"] == patient_id)
+        sample = next(s for s in package.samples.values() if s.patient["id"] == patient_id)
         # In a thread of its own: the browser tests' Playwright may hold this thread's loop.
         with ThreadPoolExecutor(max_workers=1) as thread:
             request = hook_request(sample, hook, settings.today())

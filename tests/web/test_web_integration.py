@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
+from nkr._package import registry
 from nkr._settings import Settings
 from nkr.web import _cds, create_router
 
@@ -143,7 +144,7 @@ def test_unknown_service_or_sample_is_a_400() -> None:
 @pytest.mark.parametrize("hook", sorted(set(HOOKS.values())))
 def test_sample_requests_have_the_cds_hooks_shape(hook: str) -> None:
     today = dt.date(2026, 11, 26)
-    for sample in _cds.samples().values():
+    for sample in registry().default.samples.values():
         request = _cds.hook_request(sample, hook, today)
         assert request["hook"] == hook
         assert re.fullmatch(r"[0-9a-f-]{36}", request["hookInstance"])
@@ -157,7 +158,7 @@ def test_sample_requests_have_the_cds_hooks_shape(hook: str) -> None:
 
 
 def test_samples_load_and_dates_stay_recent() -> None:
-    samples = _cds.samples()
+    samples = registry().default.samples
     assert len(samples) >= 4
     request = _cds.hook_request(samples["1-in-scope"], "patient-view", dt.date(2026, 11, 26))
     condition = request["prefetch"]["conditions"]["entry"][0]["resource"]
@@ -173,7 +174,7 @@ def test_the_real_server_page(server: str) -> None:
         return
     for service_id, hook in HOOKS.items():
         assert f'id="service-{service_id}"' in page
-        for sample_id in _cds.samples():
+        for sample_id in registry().default.samples:
             response = httpx.post(
                 f"{server}/integration",
                 data={"service": service_id, "sample": sample_id, "partial": "1"},

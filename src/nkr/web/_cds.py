@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,6 @@ from markupsafe import Markup
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nkr._guideline import Lang
-from nkr._package import GuidelinePackage, registry
 from nkr.cdshooks._feedback import INTERNAL_CALL
 from nkr.web._spec import Sample
 
@@ -32,11 +30,6 @@ _RELATIVE_DATE = re.compile(r"^\$\{today([+-]\d+)d\}$")
 _INDICATORS = ("info", "warning", "critical")
 _TIMEOUT_SECONDS = 5.0
 _INTERNAL_BASE = "http://nkr.internal"
-
-
-def samples(package: GuidelinePackage | None = None) -> Mapping[str, Sample]:
-    """The sample patients of ``package`` (default: the default guideline's)."""
-    return (package or registry().default).samples
 
 
 def _resolve_dates(value: Any, today: dt.date) -> Any:

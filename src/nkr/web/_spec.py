@@ -17,12 +17,25 @@ from pathlib import Path
 from typing import Any, ClassVar, Self, TypeAlias
 
 import orjson
+from annotated_types import Ge, Le
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nkr._guideline import Guideline, Lang, Localized, Slug
 from nkr._texts import Texts
 
 # -- the assessment form ----------------------------------------------------------------------
+
+
+def bounds(model: type[BaseModel], name: str) -> tuple[int, int]:
+    """The lower and upper bound (``ge``, ``le``) a case model sets on its integer field
+    ``name``, so that a form never disagrees with the case it builds (0 where none is set)."""
+    low = high = 0
+    for item in model.model_fields[name].metadata:
+        if isinstance(item, Ge):
+            low = int(str(item.ge))
+        elif isinstance(item, Le):
+            high = int(str(item.le))
+    return low, high
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from annotated_types import Ge, Le
-
 from nkr.guidelines.lumbar_radiculopathy.case import Case
 from nkr.web._spec import (
     BirthOrAgeField,
@@ -21,6 +19,7 @@ from nkr.web._spec import (
     Sample,
     Section,
     TriStateField,
+    bounds,
     load_handout,
     load_samples,
 )
@@ -35,13 +34,7 @@ SAMPLES_DIR: Final = HERE / "samples"
 
 def age_limits() -> tuple[int, int]:
     """The case format's own limits for ``age``, so the form never disagrees with it."""
-    low, high = 0, 150
-    for item in Case.model_fields["age"].metadata:
-        if isinstance(item, Ge):
-            low = int(str(item.ge))
-        elif isinstance(item, Le):
-            high = int(str(item.le))
-    return low, high
+    return bounds(Case, "age")
 
 
 def form(package: LumbarRadiculopathy) -> FormSpec:

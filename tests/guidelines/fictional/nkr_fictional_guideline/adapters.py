@@ -17,8 +17,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from annotated_types import Ge, Le
-
 from nkr import Assessment, Lang, Localized, RecStatus, ServiceSpec
 from nkr.fhir._read import Observation, PatientRecord, Resource, first_day, read_date
 from nkr.fhir._reading import FhirReading, Note
@@ -33,6 +31,7 @@ from nkr.web._spec import (
     IntegerField,
     Sample,
     Section,
+    bounds,
     load_handout,
     load_samples,
 )
@@ -65,13 +64,7 @@ def _localized(package: FictionalGuideline, key: str) -> Localized:
 def limits(name: str) -> tuple[int, int]:
     """The case format's own bounds of an integer field, so that the form and the reading of
     FHIR never disagree with it."""
-    low, high = 0, 0
-    for item in FictionalCase.model_fields[name].metadata:
-        if isinstance(item, Ge):
-            low = int(str(item.ge))
-        elif isinstance(item, Le):
-            high = int(str(item.le))
-    return low, high
+    return bounds(FictionalCase, name)
 
 
 # -- FHIR ------------------------------------------------------------------------------------
