@@ -171,9 +171,6 @@ class Assessment:
                 return result
         raise KeyError(rec_id)
 
-    def deadline(self, rec_id: str) -> Deadline | None:
-        return next((d for d in self.deadlines if d.recommendation == rec_id), None)
-
     @property
     def statuses(self) -> dict[str, RecStatus]:
         return {r.recommendation.id: r.status for r in self.results}

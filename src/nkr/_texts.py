@@ -73,11 +73,6 @@ class Texts:
         own = set(self._entries)
         return own | self._fallback.keys() if self._fallback is not None else own
 
-    def over(self, fallback: Texts) -> Texts:
-        """These texts, falling back on ``fallback`` (and on what it falls back on)."""
-        chained = fallback if self._fallback is None else self._fallback.over(fallback)
-        return Texts(self._entries, self._lists, chained)
-
 
 def _flatten(
     path: Path,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nkr._assessment import Term
-from nkr._guideline import Lang
+from nkr._guideline import Guideline, Lang
 from nkr._texts import Texts
 
 
@@ -19,11 +19,11 @@ class Note:
     key: str
     params: tuple[tuple[str, object], ...] = ()
 
-    def text(self, texts: Texts, lang: Lang, labels: Any = None) -> str:
-        """The note in ``lang``; Term parameters are rendered by ``labels`` (the guideline
-        content's ``label``)."""
+    def text(self, texts: Texts, lang: Lang, content: Guideline) -> str:
+        """The note in ``lang``; Term parameters are rendered by the guideline ``content``'s
+        vocabulary labels."""
         values = {
-            name: labels.label(v.vocabulary, v.code, lang) if isinstance(v, Term) else v
+            name: content.label(v.vocabulary, v.code, lang) if isinstance(v, Term) else v
             for name, v in self.params
         }
         return texts(self.key, lang, **values)

@@ -10,7 +10,8 @@ registry finds through the entry point ``nkr.guidelines``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -22,6 +23,7 @@ from nkr._errors import InputError, describe_validation_error
 from nkr._guideline import Guideline, Lang, load_guideline
 from nkr._package import ServiceSpec
 from nkr._texts import Texts, generic_texts, load_texts
+from nkr.guidelines.lumbar_radiculopathy import cards as card_rules
 from nkr.guidelines.lumbar_radiculopathy.case import CASE_FORMAT_VERSION, Case, parse_case
 from nkr.guidelines.lumbar_radiculopathy.rules import RULES, Course, evaluate
 
@@ -143,36 +145,38 @@ class LumbarRadiculopathy:
 
         return fhir.load(self.options.valueset_dir)
 
-    @property
+    @cached_property
     def prefetch(self) -> Mapping[str, str]:
         from nkr.guidelines.lumbar_radiculopathy import fhir
 
         return fhir.PREFETCH
 
     def read_record(self, record: PatientRecord, on: dt.date) -> FhirReading:
+        return self._reader(record, on)
+
+    @cached_property
+    def _reader(self) -> Callable[[PatientRecord, dt.date], FhirReading]:
+        # Bound once: the reading module (and nkr.fhir, with FastAPI behind it) is imported on
+        # first use only, so that the command line need not load it; calls skip the import.
         from nkr.guidelines.lumbar_radiculopathy import fhir
 
-        return fhir.read_record(
-            record, on, valuesets=self.valuesets, pain_threshold=self.options.pain_threshold
+        return functools.partial(
+            fhir.read_record,
+            valuesets=self.valuesets,
+            pain_threshold=self.options.pain_threshold,
         )
 
     # -- CDS Hooks (nkr.guidelines.lumbar_radiculopathy.cards) ---------------------------
 
     @cached_property
     def services(self) -> tuple[ServiceSpec, ...]:
-        from nkr.guidelines.lumbar_radiculopathy import cards
-
-        return cards.services(self)
+        return card_rules.services(self)
 
     def cards(self, hook: str, assessment: Assessment, kit: CardKit) -> None:
-        from nkr.guidelines.lumbar_radiculopathy import cards
-
-        cards.cards(self, hook, assessment, kit)
+        card_rules.cards(self, hook, assessment, kit)
 
     def topic_label(self, topic: str, lang: Lang) -> str | None:
-        from nkr.guidelines.lumbar_radiculopathy import cards
-
-        return cards.topic_label(self, topic, lang)
+        return card_rules.topic_label(self, topic, lang)
 
     # -- web app (nkr.guidelines.lumbar_radiculopathy.web) -------------------------------
 
