@@ -1,0 +1,1 @@
+"""Population audit: a guideline's adherence measured over FHIR Bulk Data exports."""
