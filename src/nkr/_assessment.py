@@ -8,9 +8,10 @@ guideline.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol, TypeAlias
+
+import msgspec
 
 from nkr._guideline import Direction, Guideline, Lang, Recommendation
 
@@ -34,8 +35,7 @@ class RecStatus(StrEnum):
 _ATTENTION = frozenset({RecStatus.OVERDUE, RecStatus.DUE, RecStatus.CAUTION})
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
+class Term(msgspec.Struct, frozen=True, gc=False):
     """A code from the guideline's case vocabulary, rendered as its label."""
 
     vocabulary: str
@@ -47,8 +47,7 @@ ParamValue: TypeAlias = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(msgspec.Struct, frozen=True, gc=False):
     """A guideline message key with its parameters; rendered per language."""
 
     key: str
@@ -75,8 +74,7 @@ def _param_text(value: ParamValue, guideline: Guideline, lang: Lang) -> str:
     return str(value)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True, gc=False):
     """A rule's verdict for one recommendation. ``concerns`` names, as data, the intervention
     of the guideline's case vocabulary that the verdict is about (a planned intervention that
     gets a caution), so that card rules never read it out of the reason's parameters."""
@@ -86,8 +84,7 @@ class Outcome:
     concerns: Term | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RecommendationResult:
+class RecommendationResult(msgspec.Struct, frozen=True, gc=False):
     recommendation: Recommendation
     status: RecStatus
     reason: Reason
@@ -101,8 +98,7 @@ class RecommendationResult:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(msgspec.Struct, frozen=True, gc=False):
     """A fact about the patient that the guideline's rules worked from (an age, how long the
     symptoms have lasted), as the guideline words it: ``label`` and ``value`` are its
     messages. Interfaces show facts in order, as "label: value"."""
@@ -112,8 +108,7 @@ class Fact:
     value: Reason
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
+class Notice(msgspec.Struct, frozen=True, gc=False):
     """Something outside the guideline's recommendations that must be seen first (a finding
     that takes the patient out of the guideline): its title, its text and the items it is
     about (terms of the case vocabulary). A ``critical`` notice calls for acute action;
@@ -131,8 +126,7 @@ class Notice:
 DeadlineKind: TypeAlias = Literal["if", "due", "overdue", "done"]
 
 
-@dataclass(frozen=True, slots=True)
-class Deadline:
+class Deadline(msgspec.Struct, frozen=True, gc=False):
     """A date the guideline sets for one recommendation, only where it means something, and
     how it reads (``text``)."""
 
@@ -149,8 +143,7 @@ class Details(Protocol):
     def to_json(self, lang: Lang) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Assessment:
+class Assessment(msgspec.Struct, frozen=True, gc=False):
     """One patient case assessed against one guideline on one date. Nothing in it is
     specific to one guideline: what is (an age, a duration, a safety notice, a deadline)
     comes as facts, notices and deadlines worded by the guideline, and as its ``details``."""

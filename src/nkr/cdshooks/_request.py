@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from nkr._errors import InputError
 from nkr._guideline import Lang
@@ -30,10 +31,7 @@ class RequestError(InputError):
     """The request is malformed: answered with 400 and an OperationOutcome."""
 
 
-# Not frozen: one is built on every call, and a frozen dataclass costs there (its fields are
-# only read after it is built).
-@dataclass(slots=True)
-class HookRequest:
+class HookRequest(msgspec.Struct, kw_only=True, gc=False):
     hook: str
     hook_instance: str
     user_id: str

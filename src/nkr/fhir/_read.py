@@ -19,7 +19,6 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import reduce
 from operator import or_
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeAlias, TypeVar, cast
@@ -313,8 +312,10 @@ def decode_call(body: bytes, keys: Iterable[str] | None = None) -> HookCall:
     (a service's prefetch keys), only those prefetch keys are read: any other key is left out
     unread, as a key no template names means nothing to the service."""
     try:
-        # msgspec skips the fields it is not asked for without checking their UTF-8.
-        body.decode()
+        # msgspec skips the fields it is not asked for without checking their UTF-8 (ASCII is
+        # UTF-8, and is checked without copying the body).
+        if not body.isascii():
+            body.decode()
         if keys is not None:
             names = tuple(keys)
             return _from_keyed(_keyed(names).decode(body), names)
@@ -563,16 +564,19 @@ _QUICK = re.compile(
 )
 
 
-# Where a value is: its JSON path, or a function that finds it (called only for an error).
-Where = str | Callable[[], str]
+# Where a value is: its JSON path, or the record, the resource and the field (the path is
+# found only when an error needs it: the hot path builds no location).
+Where = str | tuple[PatientRecord, Resource, str]
 
 
 def _where(path: Where) -> str:
-    return path if isinstance(path, str) else path()
+    if isinstance(path, str):
+        return path
+    record, resource, field = path
+    return f"{record.path(resource)}.{field}"
 
 
-@dataclass(frozen=True, slots=True)
-class PartialDate:
+class PartialDate(msgspec.Struct, frozen=True, gc=False):
     """A FHIR ``date``: its first and last possible day, and whether it gives the day."""
 
     first: dt.date

@@ -3,16 +3,16 @@ record was read, and the draft orders it recognised. Generic: the guideline fill
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from nkr._assessment import Term
 from nkr._guideline import Guideline, Lang
 from nkr._texts import Texts
 
 
-@dataclass(frozen=True, slots=True)
-class Note:
+class Note(msgspec.Struct, frozen=True, gc=False):
     """A note on how the record was read (a text key of the guideline's texts, with its
     parameters: plain values, or Terms of the case vocabulary), rendered per language."""
 
@@ -29,8 +29,7 @@ class Note:
         return texts(self.key, lang, **values)
 
 
-@dataclass(frozen=True, slots=True)
-class DraftOrder:
+class DraftOrder(msgspec.Struct, frozen=True, gc=False):
     """A draft order the guideline recognised: what it concerns (a term of its case
     vocabulary, as a rule's outcome names it) and the resource it is."""
 
@@ -43,8 +42,7 @@ class DraftOrder:
         return None if not self.resource_id else f"{self.resource_type}/{self.resource_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class FhirReading:
+class FhirReading(msgspec.Struct, frozen=True, gc=False):
     """The case read from a patient's record. ``case`` is None when the record gives none
     (no qualifying diagnosis, no birth date: a note says why); the draft orders are read even
     then."""

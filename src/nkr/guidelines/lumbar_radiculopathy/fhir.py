@@ -42,12 +42,13 @@ codes simply do not match. Error messages never quote patient values.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final, NamedTuple, get_args
+
+import msgspec
 
 from nkr._assessment import Term
 from nkr.fhir._read import (
@@ -156,11 +157,6 @@ def shipped() -> ValueSets:
     return load()
 
 
-def _at(record: PatientRecord, resource: Resource, field: str) -> Callable[[], str]:
-    """Where ``field`` of ``resource`` is, found only if an error needs it."""
-    return lambda: f"{record.path(resource)}.{field}"
-
-
 def _note(key: str, **params: object) -> Note:
     return Note(f"fhir.{key}", tuple(params.items()))
 
@@ -193,8 +189,7 @@ def _draft_orders(record: PatientRecord, vs: ValueSets) -> tuple[DraftOrder, ...
 # -- conditions ---------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Diagnosis:
+class _Diagnosis(msgspec.Struct, gc=False):
     onset: dt.date
     from_recorded: bool
     coded: str
@@ -211,19 +206,19 @@ def _counts(condition: Condition) -> bool:
 
 
 def _diagnosis(record: PatientRecord, c: Condition, coded: str) -> _Diagnosis | None:
-    for value, field, recorded in (
-        (c.onsetDateTime, "onsetDateTime", False),
-        (None if c.onsetPeriod is None else c.onsetPeriod.start, "onsetPeriod.start", False),
-        (c.recordedDate, "recordedDate", True),
-    ):
-        if value is not None:
-            onset = first_day(value, _at(record, c, field))
-            return _Diagnosis(onset, recorded, coded, c, field)
-    return None
+    recorded = False
+    if c.onsetDateTime is not None:
+        value, field = c.onsetDateTime, "onsetDateTime"
+    elif c.onsetPeriod is not None and c.onsetPeriod.start is not None:
+        value, field = c.onsetPeriod.start, "onsetPeriod.start"
+    elif c.recordedDate is not None:
+        value, field, recorded = c.recordedDate, "recordedDate", True
+    else:
+        return None
+    return _Diagnosis(first_day(value, (record, c, field)), recorded, coded, c, field)
 
 
-@dataclass(slots=True)
-class _Conditions:
+class _Conditions(msgspec.Struct, gc=False):
     diagnoses: list[_Diagnosis]
     undated: bool
     # Each red flag with the first diagnosis code that raised it.
@@ -276,7 +271,7 @@ def _age(record: PatientRecord, on: dt.date, notes: list[Note]) -> _Age | None:
     if patient is None or given is None:
         notes.append(_note("no-birth-date"))
         return None
-    birth = read_date(given, _at(record, patient, "birthDate"))
+    birth = read_date(given, (record, patient, "birthDate"))
     if birth.first > on:
         raise record.error(patient, "birthDate", "after the assessment date")
     if _years(birth.first, on) > _MAX_AGE:
@@ -322,7 +317,7 @@ def _pain_score(record: PatientRecord, o: Observation) -> _Pain | None:
         when = (o.issued, "issued")
     if when is None:
         return None
-    return _Pain(read_datetime(when[0], _at(record, o, when[1])), float(score))
+    return _Pain(read_datetime(when[0], (record, o, when[1])), float(score))
 
 
 def _latest_pain(record: PatientRecord, vs: ValueSets) -> _Pain | None:
@@ -370,7 +365,10 @@ def _treatments(record: PatientRecord, vs: ValueSets) -> tuple[set[Treatment], S
                 continue
             status = resource.status  # type: ignore[attr-defined]
             if status in done:
-                tried.update(t for v in matched if (t := TREATMENT_BY_VALUESET.get(v)))
+                for v in matched:
+                    treatment = TREATMENT_BY_VALUESET.get(v)
+                    if treatment is not None:
+                        tried.add(treatment)
             if SPINE_SURGEON in matched:
                 if kind is Procedure and status == "completed":
                     surgeon = "done"

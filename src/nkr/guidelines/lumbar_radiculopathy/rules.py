@@ -7,13 +7,13 @@ Every interface (CLI, CDS Hooks, web) turns its input into a :class:`Case` and c
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any, Final
+
+import msgspec
 
 from nkr._assessment import (
     Assessment,
     Deadline,
-    DeadlineKind,
     Fact,
     Notice,
     Outcome,
@@ -31,8 +31,7 @@ from nkr.guidelines.lumbar_radiculopathy.case import Case, Planned
 ACUTE_RED_FLAGS = frozenset({"cauda_equina", "progressive_paresis"})
 
 
-@dataclass(slots=True)
-class Context:
+class Context(msgspec.Struct, gc=False):
     """What every rule may look at: the case, the date and the scope decision. Rules only
     read it (not frozen only because it is built on every call, and frozen costs there)."""
 
@@ -190,8 +189,7 @@ def _safety(case: Case) -> Notice | None:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Course:
+class Course(msgspec.Struct, frozen=True, gc=False):
     """This guideline's own facts about an assessment, as its JSON fields (documented in the
     README): age, days since onset and week, the red-flag notice, the spine-surgeon date."""
 
@@ -255,20 +253,16 @@ def _deadline(ctx: Context, surgeon: RecommendationResult) -> Deadline | None:
     pending); as the condition it is for a patient in scope without that need (yet); nowhere
     else (out of scope, a red flag, under 18), where a date would read as a deadline that
     applies."""
-    due = (("due_date", ctx.spine_surgeon_due),)
-
-    def dated(kind: DeadlineKind, text: Reason) -> Deadline:
-        return Deadline(SURGEON, ctx.spine_surgeon_due, kind, text)
-
+    due, date = (("due_date", ctx.spine_surgeon_due),), ctx.spine_surgeon_due
     if surgeon.status is RecStatus.DUE:
-        return dated("due", Reason("surgeon-deadline-due", due))
+        return Deadline(SURGEON, date, "due", Reason("surgeon-deadline-due", due))
     if surgeon.status is RecStatus.OVERDUE:
-        return dated("overdue", Reason("surgeon-deadline-overdue", due))
+        return Deadline(SURGEON, date, "overdue", Reason("surgeon-deadline-overdue", due))
     if not ctx.in_scope:
         return None
     if surgeon.status is RecStatus.DONE:
-        return dated("done", surgeon.reason)
-    return dated("if", Reason("surgeon-deadline-if", due))
+        return Deadline(SURGEON, date, "done", surgeon.reason)
+    return Deadline(SURGEON, date, "if", Reason("surgeon-deadline-if", due))
 
 
 def evaluate(case: Case, guideline: Guideline, on: dt.date) -> Assessment:

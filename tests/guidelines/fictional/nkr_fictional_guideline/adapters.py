@@ -12,13 +12,13 @@ handout (``handout.toml``) and one sample patient (``samples/``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from nkr import Assessment, Lang, Localized, RecStatus, ServiceSpec
-from nkr.fhir._read import Observation, PatientRecord, Resource, first_day, read_date
+from nkr.fhir._read import Observation, PatientRecord, first_day, read_date
 from nkr.fhir._reading import FhirReading, Note
 from nkr.fhir._valuesets import ValueSets, load_valuesets
 from nkr.web._spec import (
@@ -74,11 +74,6 @@ def valuesets(package: FictionalGuideline) -> ValueSets:
     return load_valuesets(VALUESET_DIR, (SCORE_VALUESET,))
 
 
-def _at(record: PatientRecord, resource: Resource, field: str) -> Callable[[], str]:
-    """Where ``field`` of ``resource`` is: found only when an error needs it."""
-    return lambda: f"{record.path(resource)}.{field}"
-
-
 def _years(born: dt.date, on: dt.date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
@@ -90,7 +85,7 @@ def read_record(package: FictionalGuideline, record: PatientRecord, on: dt.date)
     patient = record.patient
     if patient is None or patient.birthDate is None:
         return FhirReading(None, (Note("fhir.no-birth-date"),), ())
-    born = read_date(patient.birthDate, _at(record, patient, "birthDate"))
+    born = read_date(patient.birthDate, (record, patient, "birthDate"))
     if born.first > on:
         raise record.error(patient, "birthDate", "after the assessment date")
     low, high = limits("score")
@@ -100,7 +95,7 @@ def read_record(package: FictionalGuideline, record: PatientRecord, on: dt.date)
             continue
         if o.effectiveDateTime is None:
             continue
-        when = first_day(o.effectiveDateTime, _at(record, o, "effectiveDateTime"))
+        when = first_day(o.effectiveDateTime, (record, o, "effectiveDateTime"))
         value = o.valueInteger
         if not isinstance(value, int) or not low <= value <= high:
             raise record.error(o, "valueInteger", f"expected a score from {low} to {high}")
