@@ -37,8 +37,11 @@ import orjson
 
 from nkr._errors import InputError
 
-# Patients per part file (the unit of work of a worker process) and per write (a block).
+# Patients per part file (the unit of work of a worker process; from SPLIT_FROM patients on,
+# at least two parts) and per write (a block). The parts depend on the number of patients
+# only, never on the machine, so that the files do too.
 PART_SIZE: Final = 125_000
+SPLIT_FROM: Final = 20_000
 BLOCK_SIZE: Final = 2_000
 MAX_PATIENTS: Final = 100_000_000
 
@@ -383,6 +386,8 @@ def synthesize(
     folder = _prepare(out)
     try:
         parts = math.ceil(patients / PART_SIZE)
+        if parts == 1 and patients >= SPLIT_FROM:
+            parts = 2
         job = _Job(synthesis, patients, seed, parts, folder, compress, problems)
         shared = Sink(())
         synthesis.shared(shared)

@@ -235,17 +235,18 @@ class LumbarSynthesis:
         return f"{dt.date.fromordinal(self._last + 1).isoformat()}T00:00:00Z"
 
     @cached_property
-    def _days(self) -> tuple[int, list[str], list[str]]:
-        """ISO dates and local date-time suffixes by ordinal, from 1900 to after the plan."""
-        first = dt.date(1900, 1, 1).toordinal()
+    def _days(self) -> tuple[int, list[str], list[tuple[str, ...]]]:
+        """By ordinal, from well before the period to after it: the ISO date, and its local
+        date-times at the visiting hours (Danish time, roughly: summer time April-October)."""
+        first = PERIOD_START.toordinal() - 800
         dates: list[str] = []
-        zones: list[str] = []
+        stamps: list[tuple[str, ...]] = []
         for o in range(first, self._last + 2):
             d = dt.date.fromordinal(o)
+            zone = "+02:00" if 4 <= d.month <= 10 else "+01:00"
             dates.append(d.isoformat())
-            # Danish time, roughly: summer time from April to October.
-            zones.append("+02:00" if 4 <= d.month <= 10 else "+01:00")
-        return first, dates, zones
+            stamps.append(tuple(f"{d.isoformat()}T{t}{zone}" for t in _TIMES))
+        return first, dates, stamps
 
     def shared(self, sink: Sink) -> None:
         lines = sink.lines("Organization")
@@ -274,6 +275,7 @@ def _cumulative(weights: Sequence[float]) -> Sequence[float]:
 
 
 _TIMES: Final = ("08:10:00", "09:30:00", "10:45:00", "11:20:00", "13:05:00", "14:40:00", "15:55:00")
+_HOURS: Final = len(_TIMES)
 
 
 class _Writer:
@@ -283,7 +285,7 @@ class _Writer:
         self.plan = plan
         self.rng = rng
         self.sink = sink
-        self.first_day, self.dates, self.zones = plan._days
+        self.first_day, self.dates, self.stamps = plan._days
         self.out = {
             t: sink.lines(t)
             for t in ("Patient", "Encounter", "Condition", "Observation", PROCEDURE, REQUEST)
@@ -295,8 +297,7 @@ class _Writer:
         return self.dates[day - self.first_day]
 
     def datetime(self, day: int) -> str:
-        i = day - self.first_day
-        return f"{self.dates[i]}T{_pick(self.rng, _TIMES)}{self.zones[i]}"
+        return self.stamps[day - self.first_day][int(self.rng.random() * _HOURS)]
 
     # -- one patient ------------------------------------------------------------------------
 
