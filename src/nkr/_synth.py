@@ -60,10 +60,12 @@ PROBLEMS: Final[dict[str, tuple[str, ...]]] = {
         '{"resourceType":"Observation","id":"problem-no-patient-2","status":"final",'
         '"code":{"text":"synthetic problem: no subject"}}',
     ),
+    # Of a patient of the export (PATIENT: the first one), so that they are nothing else.
     "unknown-type": (
-        '{"resourceType":"SyntheticNonsense","id":"problem-unknown-type-1"}',
-        '{"resourceType":"Observations","id":"problem-unknown-type-2",'
-        '"subject":{"reference":"Patient/problem"}}',
+        '{"resourceType":"SyntheticNonsense","id":"problem-unknown-type-1",'
+        '"subject":{"reference":"PATIENT"}}',
+        '{"resourceType":"Observations","id":"problem-unknown-type-2","status":"final",'
+        '"subject":{"reference":"PATIENT"}}',
     ),
 }
 # The kick-off request the export stands for (a reserved, never-resolving domain).
@@ -130,6 +132,7 @@ class Sink:
     def __init__(self, exclusions: Iterable[str]) -> None:
         self._buffers: dict[str, list[str]] = {}
         self.tally = Tally(exclusions=dict.fromkeys(exclusions, 0))
+        self.first_patient: str | None = None
 
     def lines(self, resource_type: str) -> list[str]:
         """The list to append ``resource_type``'s lines to (one JSON object each, no newline)."""
@@ -151,6 +154,8 @@ class Sink:
         start (None: no episode), why the episode is out of scope (None: in scope), and the
         indicators whose denominator and numerator it meets."""
         tally = self.tally
+        if not tally.patients:
+            self.first_patient = patient
         tally.patients += 1
         if start is None:
             return
@@ -248,7 +253,9 @@ def _run_part(part: int) -> tuple[dict[str, int], Tally]:
         for first in range(begin, end, BLOCK_SIZE):
             job.synthesis.patients(rng, first, min(BLOCK_SIZE, end - first), sink)
             if job.problems and part == 0 and first == begin:
-                sink.lines(PROBLEM_TYPE).extend(line for v in PROBLEMS.values() for line in v)
+                problems = (line for v in PROBLEMS.values() for line in v)
+                patient = sink.first_patient or ""
+                sink.lines(PROBLEM_TYPE).extend(p.replace("PATIENT", patient) for p in problems)
             files.write(sink.take())
     finally:
         files.close()

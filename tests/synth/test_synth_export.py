@@ -200,6 +200,7 @@ def test_problems_are_injected_and_counted(tmp_path: Path) -> None:
             continue
         if r["resourceType"] not in BY_TYPE:
             kinds["unknown-type"] += 1
+            assert r["subject"]["reference"] == "Patient/p00000000"
         elif r["resourceType"] not in {"Patient", "Organization"} and "subject" not in r:
             kinds["no-patient"] += 1
     assert kinds == {k: len(v) for k, v in PROBLEMS.items()}
