@@ -417,10 +417,3 @@ def synthesize(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return Written(out, counts, truth)
-
-
-def lines_of(path: Path) -> Iterable[bytes]:
-    """The lines of an export file (gzipped or not), for readers and tests."""
-    opener: Any = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        yield from f
