@@ -329,7 +329,7 @@ class _Writer:
     def noise(self, pid: str, subject: str, org: Organization | None) -> None:
         rng, plan = self.rng, self.plan
         low, span = plan._start - 365, plan._span + 365 + plan.window
-        for k in range(1 + int(rng.random() * 2)):
+        for k in range(1 + int(rng.random() * 1.5)):
             self.encounter(f"{pid}-n{k}", subject, org, low + int(rng.random() * span))
         for k in range(int(rng.random() * 2.5)):
             day = low + int(rng.random() * span)
@@ -477,7 +477,7 @@ class _Writer:
         birth, age, written = self.birth(a)
         if written:
             self.write_patient(pid, org, birth)
-        for k in range(1 + int(rng.random() * 3.5)):
+        for k in range(1 + int(rng.random() * 2.5)):
             day = s if k == 0 else s + int(rng.random() * (plan.window + 30))
             self.encounter(f"{pid}-e{k}", subject, org, day)
 
