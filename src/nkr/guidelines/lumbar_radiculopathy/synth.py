@@ -284,6 +284,7 @@ class _Writer:
     def __init__(self, plan: LumbarSynthesis, rng: random.Random, sink: Sink) -> None:
         self.plan = plan
         self.rng = rng
+        self.rand = rng.random
         self.sink = sink
         self.first_day, self.dates, self.stamps = plan._days
         self.out = {
@@ -297,27 +298,27 @@ class _Writer:
         return self.dates[day - self.first_day]
 
     def datetime(self, day: int) -> str:
-        return self.stamps[day - self.first_day][int(self.rng.random() * _HOURS)]
+        return self.stamps[day - self.first_day][int(self.rand() * _HOURS)]
 
     # -- one patient ------------------------------------------------------------------------
 
     def patient(self, index: int) -> None:
-        rng, plan = self.rng, self.plan
+        plan, rand = self.plan, self.rand
         pid = f"p{index:08d}"
         subject = f'"subject":{{"reference":"Patient/{pid}"}}'
-        r = rng.random()
+        r = rand()
         org: Organization | None = None
         if r >= _NO_ORGANIZATION:
-            org = ORGANIZATIONS[bisect.bisect_left(plan._weights, rng.random())]
+            org = ORGANIZATIONS[bisect.bisect_left(plan._weights, rand())]
         self.noise(pid, subject, org)
-        if rng.random() < 0.65:
+        if rand() < 0.65:
             self.episode(pid, subject, org)
         else:
             self.no_episode(pid, subject, org)
 
     def write_patient(self, pid: str, org: Organization | None, birth: str | None) -> None:
-        rng = self.rng
-        gender = "female" if rng.random() < 0.52 else "male"
+        rand = self.rand
+        gender = "female" if rand() < 0.52 else "male"
         parts = [f'{{"resourceType":"Patient","id":"{pid}",{TEST_DATA},"gender":"{gender}"']
         if birth is not None:
             parts.append(f',"birthDate":"{birth}"')
@@ -327,22 +328,22 @@ class _Writer:
         self.out["Patient"].append("".join(parts))
 
     def noise(self, pid: str, subject: str, org: Organization | None) -> None:
-        rng, plan = self.rng, self.plan
+        rng, plan, rand = self.rng, self.plan, self.rand
         low, span = plan._start - 365, plan._span + 365 + plan.window
-        for k in range(1 + int(rng.random() * 1.5)):
-            self.encounter(f"{pid}-n{k}", subject, org, low + int(rng.random() * span))
-        for k in range(int(rng.random() * 2.5)):
-            day = low + int(rng.random() * span)
+        for k in range(1 + int(rand() * 1.5)):
+            self.encounter(f"{pid}-n{k}", subject, org, low + int(rand() * span))
+        for k in range(int(rand() * 2.5)):
+            day = low + int(rand() * span)
             self.out["Condition"].append(
                 f'{{"resourceType":"Condition","id":"{pid}-n{k}",'
                 f'"clinicalStatus":{plan._clinical["active"]},'
                 f'"code":{_pick(rng, plan._noise)},{subject},'
                 f'"onsetDateTime":"{self.date(day)}","recordedDate":"{self.date(day)}"}}'
             )
-        for k in range(int(rng.random() * 2.5)):
-            code, unit, lo, hi = plan._vitals[int(rng.random() * len(plan._vitals))]
-            day = low + int(rng.random() * span)
-            value = lo + int(rng.random() * (hi - lo + 1))
+        for k in range(int(rand() * 2.5)):
+            code, unit, lo, hi = plan._vitals[int(rand() * len(plan._vitals))]
+            day = low + int(rand() * span)
+            value = lo + int(rand() * (hi - lo + 1))
             self.out["Observation"].append(
                 f'{{"resourceType":"Observation","id":"{pid}-n{k}","status":"final",'
                 f'"code":{code},{subject},"effectiveDateTime":"{self.datetime(day)}",'
@@ -402,9 +403,9 @@ class _Writer:
     # -- patients with an episode ---------------------------------------------------------------
 
     def episode(self, pid: str, subject: str, org: Organization | None) -> None:
-        rng, plan = self.rng, self.plan
-        s = plan._start + int(rng.random() * plan._span)
-        r = rng.random()
+        rng, plan, rand = self.rng, self.plan, self.rand
+        s = plan._start + int(rand() * plan._span)
+        r = rand()
         form = (
             "datetime"
             if r < 0.5
@@ -422,11 +423,11 @@ class _Writer:
         start = dt.date.fromordinal(s)
 
         # The diagnoses: the first qualifying one, re-coding, and ones that must not count.
-        r = rng.random()
+        r = rand()
         clinical = (
             "active" if r < 0.8 else "recurrence" if r < 0.85 else "relapse" if r < 0.87 else None
         )
-        r = rng.random()
+        r = rand()
         verification = (
             "confirmed"
             if r < 0.6
@@ -436,40 +437,36 @@ class _Writer:
             if r < 0.8
             else None
         )
-        recorded = s + int(rng.random() * 15) if form != "recorded" and rng.random() < 0.6 else None
+        recorded = s + int(rand() * 15) if form != "recorded" and rand() < 0.6 else None
         conditions = [(RADICULOPATHY, clinical, verification, form, s, recorded)]
-        if rng.random() < 0.25:
-            later = s + 7 + int(rng.random() * 110)
+        if rand() < 0.25:
+            later = s + 7 + int(rand() * 110)
             conditions.append((RADICULOPATHY, "active", "confirmed", "date", later, later))
-        if rng.random() < 0.04:
-            wrong = "refuted" if rng.random() < 0.5 else "entered-in-error"
-            earlier = s - 1 - int(rng.random() * 30)
+        if rand() < 0.04:
+            wrong = "refuted" if rand() < 0.5 else "entered-in-error"
+            earlier = s - 1 - int(rand() * 30)
             conditions.append((RADICULOPATHY, "active", wrong, "date", earlier, None))
-        if rng.random() < 0.03:
-            old = s - 200 - int(rng.random() * 300)
+        if rand() < 0.03:
+            old = s - 200 - int(rand() * 300)
             conditions.append((RADICULOPATHY, "resolved", "confirmed", "date", old, old))
 
         red_flag = False
-        r = rng.random()
+        r = rand()
         if r < 0.06:  # known on A
             red_flag = True
-            day = (
-                s - int(rng.random() * 150)
-                if rng.random() < 0.5
-                else s + int(rng.random() * (plan.window + 1))
-            )
+            day = s - int(rand() * 150) if rand() < 0.5 else s + int(rand() * (plan.window + 1))
             conditions.append(
-                (RED_FLAGS, "active", None, "date" if rng.random() < 0.7 else "recorded", day, None)
+                (RED_FLAGS, "active", None, "date" if rand() < 0.7 else "recorded", day, None)
             )
         elif r < 0.075:  # after A: not known on A
-            day = a + 1 + int(rng.random() * 120)
+            day = a + 1 + int(rand() * 120)
             conditions.append((RED_FLAGS, "active", "confirmed", "date", day, day))
         elif r < 0.085:  # refuted: does not count
             conditions.append((RED_FLAGS, "active", "refuted", "date", s, None))
         elif r < 0.09:  # undated: kept, so it counts
             red_flag = True
             conditions.append((RED_FLAGS, None, None, "none", s, None))
-        if rng.random() < 0.5:
+        if rand() < 0.5:
             rng.shuffle(conditions)
         for k, (vs, cl, ver, f, onset, rec) in enumerate(conditions):
             self.condition(f"{pid}-c{k}", subject, vs, cl, ver, f, onset, rec)
@@ -477,11 +474,11 @@ class _Writer:
         birth, age, written = self.birth(a)
         if written:
             self.write_patient(pid, org, birth)
-        for k in range(1 + int(rng.random() * 2.5)):
-            day = s if k == 0 else s + int(rng.random() * (plan.window + 30))
+        for k in range(1 + int(rand() * 2.5)):
+            day = s if k == 0 else s + int(rand() * (plan.window + 30))
             self.encounter(f"{pid}-e{k}", subject, org, day)
 
-        severe = rng.random() < 0.45
+        severe = rand() < 0.45
         scores = self.pain(pid, subject, s, severe)
         care = self.care(pid, subject, org, s, a, severe)
 
@@ -503,17 +500,17 @@ class _Writer:
     def birth(self, a: int) -> tuple[str | None, int, bool]:
         """A birth date (None: absent) for an episode assessed on ``a``, the lowest age it
         gives on ``a``, and whether the Patient resource is written at all."""
-        rng = self.rng
+        rand = self.rand
         on = dt.date.fromordinal(a)
-        r = rng.random()
-        age = 10 + int(rng.random() * 8) if r < 0.07 else 18 + int(rng.random() * 70)
-        born = dt.date.fromordinal(a - int((age + rng.random()) * 365.2425))
+        r = rand()
+        age = 10 + int(rand() * 8) if r < 0.07 else 18 + int(rand() * 70)
+        born = dt.date.fromordinal(a - int((age + rand()) * 365.2425))
         if 0.07 <= r < 0.09 and not (on.month == 2 and on.day == 29):
             # Exactly 18 on A, or 18 the day after A.
             born = on.replace(year=on.year - 18)
             if r >= 0.08:
                 born = born + dt.timedelta(days=1)
-        r = rng.random()
+        r = rand()
         if r < 0.005:
             return None, 0, False
         if r < 0.035:
@@ -527,15 +524,15 @@ class _Writer:
         return born.isoformat(), _years(born, on), True
 
     def pain(self, pid: str, subject: str, s: int, severe: bool) -> list[_Score]:
-        rng, plan = self.rng, self.plan
+        rng, plan, rand = self.rng, self.plan, self.rand
         scores: list[_Score] = []
-        count = int(rng.random() * 5)
+        count = int(rand() * 5)
         offsets = rng.sample(range(-20, plan.window + 40), count)
         for k, offset in enumerate(offsets):
             day = s + offset
-            base = 7 + int(rng.random() * 4) if severe else 1 + int(rng.random() * 6)
-            score = max(0, min(10, base + int(rng.random() * 3) - 1))
-            r = rng.random()
+            base = 7 + int(rand() * 4) if severe else 1 + int(rand() * 6)
+            score = max(0, min(10, base + int(rand() * 3) - 1))
+            r = rand()
             status = (
                 "final"
                 if r < 0.93
@@ -549,19 +546,19 @@ class _Writer:
                 f'{{"resourceType":"Observation","id":"{pid}-p{k}","status":"{status}",'
                 f'"code":{plan.codes[PAIN_INTENSITY][0]},{subject}'
             ]
-            r = rng.random()
+            r = rand()
             dated: int | None = day
             if r < 0.75:
                 parts.append(f',"effectiveDateTime":"{self.datetime(day)}"')
             elif r < 0.85:
                 parts.append(f',"effectiveDateTime":"{self.date(day)}"')
             if r < 0.95:
-                if r >= 0.85 or rng.random() < 0.2:
+                if r >= 0.85 or rand() < 0.2:
                     issued = day if r >= 0.85 else day + 1
                     parts.append(f',"issued":"{self.datetime(issued)}"')
             else:
                 dated = None
-            if rng.random() < 0.6:
+            if rand() < 0.6:
                 parts.append(f',"valueInteger":{score}}}')
             else:
                 parts.append(
@@ -577,7 +574,7 @@ class _Writer:
     def care(
         self, pid: str, subject: str, org: Organization | None, s: int, a: int, severe: bool
     ) -> list[_Care]:
-        rng = self.rng
+        rng, rand = self.rng, self.rand
         care: list[_Care] = []
         profile = ORGANIZATIONS[-1] if org is None else org
         for valueset, chance in (
@@ -586,54 +583,50 @@ class _Writer:
             (ACUPUNCTURE, profile.acupuncture),
             (BED_REST, profile.bed_rest),
         ):
-            if rng.random() < chance:
+            if rand() < chance:
                 care.append(self.in_window(valueset, s, a))
-            if rng.random() < 0.06:
+            if rand() < 0.06:
                 care.append(self.decoy(valueset, s, a))
         exercise = (SUPERVISED, SUPERVISED, SPECIFIC, MOBILISATION, MOBILISATION)
-        if rng.random() < profile.exercise:
+        if rand() < profile.exercise:
             care.append(self.in_window(_pick(rng, exercise), s, a))
-        if rng.random() < 0.1:
+        if rand() < 0.1:
             care.append(self.decoy(_pick(rng, exercise), s, a))
-        if (severe and rng.random() < profile.surgeon) or rng.random() < 0.05:
+        if (severe and rand() < profile.surgeon) or rand() < 0.05:
             care.append(self.referral(s, a))
-        if rng.random() < 0.05:
+        if rand() < 0.05:
             care.append(self.decoy(SPINE_SURGEON, s, a))
         for k, item in enumerate(care):
             self.write_care(f"{pid}-{k}", subject, item)
         return care
 
     def in_window(self, valueset: str, s: int, a: int) -> _Care:
-        rng = self.rng
-        r = rng.random()
-        day = s if r < 0.05 else a if r < 0.1 else s + int(rng.random() * (a - s + 1))
-        if rng.random() < 0.55:
-            return _Care(
-                PROCEDURE, valueset, "completed" if rng.random() < 0.85 else "in-progress", day
-            )
-        return _Care(REQUEST, valueset, "active" if rng.random() < 0.5 else "completed", day)
+        rand = self.rand
+        r = rand()
+        day = s if r < 0.05 else a if r < 0.1 else s + int(rand() * (a - s + 1))
+        if rand() < 0.55:
+            return _Care(PROCEDURE, valueset, "completed" if rand() < 0.85 else "in-progress", day)
+        return _Care(REQUEST, valueset, "active" if rand() < 0.5 else "completed", day)
 
     def decoy(self, valueset: str, s: int, a: int) -> _Care:
         """Care that must not count in W: a status that does not count, a date outside W, or
         no date."""
-        rng = self.rng
-        kind = PROCEDURE if rng.random() < 0.5 else REQUEST
+        rng, rand = self.rng, self.rand
+        kind = PROCEDURE if rand() < 0.5 else REQUEST
         done = "completed"
-        r = rng.random()
+        r = rand()
         if r < 0.4:
-            return _Care(
-                kind, valueset, _pick(rng, NOT_DONE[kind]), s + int(rng.random() * (a - s + 1))
-            )
+            return _Care(kind, valueset, _pick(rng, NOT_DONE[kind]), s + int(rand() * (a - s + 1)))
         if r < 0.7:
-            return _Care(kind, valueset, done, s - 1 - int(rng.random() * 60))
+            return _Care(kind, valueset, done, s - 1 - int(rand() * 60))
         if r < 0.9:
-            return _Care(kind, valueset, done, a + 1 + int(rng.random() * 90))
+            return _Care(kind, valueset, done, a + 1 + int(rand() * 90))
         return _Care(kind, valueset, done, None)
 
     def referral(self, s: int, a: int) -> _Care:
-        rng = self.rng
-        day = s + int(rng.random() * (a - s + 1))
-        r = rng.random()
+        rand = self.rand
+        day = s + int(rand() * (a - s + 1))
+        r = rand()
         if r < 0.4:
             return _Care(REQUEST, SPINE_SURGEON, "active", day)
         if r < 0.6:
@@ -643,7 +636,7 @@ class _Writer:
         return _Care(PROCEDURE, SPINE_SURGEON, "in-progress", day)
 
     def write_care(self, rid: str, subject: str, care: _Care) -> None:
-        rng = self.rng
+        rng, rand = self.rng, self.rand
         code = _pick(rng, self.plan.codes[care.valueset])
         head = f'{{"resourceType":"{care.kind}","id":"{rid}","status":"{care.status}"'
         if care.kind == REQUEST:
@@ -651,17 +644,17 @@ class _Writer:
         line = f'{head},"code":{code},{subject}'
         day = care.day
         if day is not None:
-            r = rng.random()
+            r = rand()
             if care.kind == PROCEDURE:
                 if r < 0.75:
                     line += f',"performedDateTime":"{self.datetime(day)}"'
                 else:
-                    end = self.date(day + int(rng.random() * 20))
+                    end = self.date(day + int(rand() * 20))
                     line += f',"performedPeriod":{{"start":"{self.date(day)}","end":"{end}"}}'
             elif r < 0.7:
                 line += f',"authoredOn":"{self.datetime(day)}"'
-                if rng.random() < 0.3:
-                    line += f',"occurrenceDateTime":"{self.date(day + int(rng.random() * 40))}"'
+                if rand() < 0.3:
+                    line += f',"occurrenceDateTime":"{self.date(day + int(rand() * 40))}"'
             else:
                 line += f',"occurrenceDateTime":"{self.date(day)}"'
         self.out[care.kind].append(line + "}")
@@ -702,11 +695,11 @@ class _Writer:
     # -- patients without an episode ------------------------------------------------------------
 
     def no_episode(self, pid: str, subject: str, org: Organization | None) -> None:
-        rng, plan = self.rng, self.plan
-        day = plan._start + int(rng.random() * plan._span)
-        r = rng.random()
+        plan, rand = self.plan, self.rand
+        day = plan._start + int(rand() * plan._span)
+        r = rand()
         if r < 0.06:
-            wrong = "refuted" if rng.random() < 0.5 else "entered-in-error"
+            wrong = "refuted" if rand() < 0.5 else "entered-in-error"
             self.condition(f"{pid}-c0", subject, RADICULOPATHY, "active", wrong, "date", day, day)
         elif r < 0.09:
             self.condition(f"{pid}-c0", subject, RADICULOPATHY, "active", None, "none", day, None)
@@ -716,8 +709,8 @@ class _Writer:
             )
         elif r < 0.15:
             self.condition(f"{pid}-c0", subject, RED_FLAGS, "active", "confirmed", "date", day, day)
-        age = 4 + int(rng.random() * 90)
-        born = dt.date.fromordinal(day - int((age + rng.random()) * 365.2425))
+        age = 4 + int(rand() * 90)
+        born = dt.date.fromordinal(day - int((age + rand()) * 365.2425))
         self.write_patient(pid, org, born.isoformat())
         reference = None if org is None else f"Organization/{org.id}"
         self.sink.expect(f"Patient/{pid}", reference, None, None)
