@@ -256,7 +256,7 @@ def package(env):
             "guideline entry point 'half' (half:package) does not give a guideline package "
             "(nkr._package.GuidelinePackage): no slug, content, texts, parse_case, evaluate, "
             "valuesets, prefetch, read_record, services, cards, topic_label, form, handout, "
-            "samples",
+            "samples, synthesis",
         ),
     ],
 )
