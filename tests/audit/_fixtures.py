@@ -136,9 +136,7 @@ def wilson(numerator: int, denominator: int) -> tuple[float, float, float]:
 
 def hidden(numerator: int, denominator: int, min_cell: int = MIN_CELL) -> bool:
     return (
-        denominator < min_cell
-        or 0 < numerator < min_cell
-        or 0 < denominator - numerator < min_cell
+        denominator < min_cell or 0 < numerator < min_cell or 0 < denominator - numerator < min_cell
     )
 
 

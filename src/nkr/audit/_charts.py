@@ -54,6 +54,8 @@ _STYLE: Final[dict[RcKeyType, Any]] = {
     "hatch.linewidth": 0.6,
 }
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")
+_GROUP_ID = re.compile(r'<g id="[^"]*"')
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,9 @@ def _svg(canvas: Canvas, salt: str, title: str, chart_id: str) -> str:
         canvas.savefig(out, format="svg", metadata={"Date": None})
     text = out.getvalue()
     text = text[text.index("<svg") :]
+    # Inline in a page with other charts: the ids matplotlib numbers per figure (figure_1,
+    # axes_1, ...; nothing refers to them) would repeat, and the metadata says nothing.
+    text = _METADATA.sub("", _GROUP_ID.sub("<g", text))
     head = _SVG_OPEN.search(text)
     assert head is not None
     tag = re.sub(r'\s(width|height)="[^"]*"', "", head.group(0))
