@@ -106,6 +106,12 @@ def _upper(figures: Sequence[Figure | None]) -> float:
     return float(min(100, max(10, math.ceil(top / 10 + 0.05) * 10)))
 
 
+def _limits(top: float) -> tuple[float, float]:
+    """The proportion axis from 0 to ``top`` with a little room beyond both, so that a point
+    at 0% or 100% is drawn whole."""
+    return -0.015 * top, 1.03 * top
+
+
 def _svg(canvas: Canvas, salt: str, title: str, chart_id: str) -> str:
     """The figure as an inline ``<svg>`` element: no XML prolog, scalable (its size is left to
     the page's CSS, the view box keeps the shape), with a title that names it for assistive
@@ -188,7 +194,7 @@ def trend_chart(
             zorder=3,
         )
         ax.set_xlim(-0.6, max(len(months) - 0.4, 0.4))
-        ax.set_ylim(0, top)
+        ax.set_ylim(*_limits(top))
         _percent_axis(ax.yaxis, top)
         ax.set_ylabel(labels.axis)
         every = max(1, math.ceil(len(months) / 12))
@@ -242,14 +248,21 @@ def compare_chart(
             "worse": (WORSE, "s", labels.worse),
             "similar": (SIMILAR, "o", labels.similar),
         }
-        for y, unit in enumerate(units):
-            f = unit.figure
-            p = _percent(f.proportion)
-            color, marker, _ = style[unit.compared or "similar"]
+        # One call per kind of point (not one per organisation: each call is costly).
+        for kind, (color, marker, _) in style.items():
+            rows_of = [
+                (y, u.figure) for y, u in enumerate(units) if (u.compared or "similar") == kind
+            ]
+            if not rows_of:
+                continue
+            ps = [_percent(f.proportion) for _, f in rows_of]
             ax.errorbar(
-                [p],
-                [y],
-                xerr=[[p - _percent(f.low)], [_percent(f.high) - p]],
+                ps,
+                [y for y, _ in rows_of],
+                xerr=[
+                    [p - _percent(f.low) for p, (_, f) in zip(ps, rows_of, strict=True)],
+                    [_percent(f.high) - p for p, (_, f) in zip(ps, rows_of, strict=True)],
+                ],
                 color=color,
                 marker=marker,
                 markersize=5,
@@ -260,7 +273,7 @@ def compare_chart(
             )
         for i, _name in enumerate(hidden):
             ax.text(
-                top * 0.01,
+                0,
                 len(units) + i,
                 labels.suppressed,
                 va="center",
@@ -281,7 +294,7 @@ def compare_chart(
         names = [u.name for u in units] + list(hidden)
         ax.set_yticks(range(rows), [_short(n) for n in names])
         ax.set_ylim(rows - 0.5, -0.7)
-        ax.set_xlim(0, top)
+        ax.set_xlim(*_limits(top))
         _percent_axis(ax.xaxis, top)
         ax.set_xlabel(labels.axis)
         ax.tick_params(axis="y", length=0, labelsize=8)

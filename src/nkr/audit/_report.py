@@ -79,11 +79,12 @@ def percent_range(low: float, high: float, lang: Lang) -> str:
 @dataclass(frozen=True, slots=True)
 class Cell:
     """One figure as the page shows it: texts for its counts, proportion and interval, or
-    ``hidden`` (then no counts at all)."""
+    ``hidden`` (then no counts at all), or ``empty`` (no episodes: no figure)."""
 
     label: str
     key: str
     hidden: bool
+    empty: bool
     numerator: str
     denominator: str
     proportion: str
@@ -112,12 +113,13 @@ class Problem:
 
 def _cell(f: Figure, label: str, lang: Lang, compared: str = "") -> Cell:
     if f.suppressed or f.numerator is None or f.denominator is None:
-        return Cell(label, f.key, True, "", "", "", "", "")
+        return Cell(label, f.key, True, False, "", "", "", "", "")
     if f.proportion is None or f.low is None or f.high is None:
-        return Cell(label, f.key, True, "", "", "", "", "")
+        return Cell(label, f.key, True, False, "", "", "", "", "")
     return Cell(
         label,
         f.key,
+        False,
         False,
         number(f.numerator, lang),
         number(f.denominator, lang),
@@ -125,6 +127,11 @@ def _cell(f: Figure, label: str, lang: Lang, compared: str = "") -> Cell:
         percent_range(f.low, f.high, lang),
         compared,
     )
+
+
+def _no_episodes(key: str) -> Cell:
+    """A month on the axis without episodes (the engine gives no figure for it)."""
+    return Cell(key, key, False, True, "", "", "", "", "")
 
 
 def _shown(f: Figure | None) -> bool:
@@ -247,7 +254,10 @@ def indicator_views(
             ),
             chart_id=f"trend-{number_}",
         )
-        month_cells = tuple(_cell(month_figures[k], k, lang) for k in axis if k in month_figures)
+        month_cells = tuple(
+            _cell(month_figures[k], k, lang) if k in month_figures else _no_episodes(k)
+            for k in axis
+        )
 
         def name(key: str) -> str:
             if key in organizations:
