@@ -268,6 +268,8 @@ def test_summary_lists_the_first_problems_and_counts_the_rest() -> None:
     assert "Beregnet med duckdb" in text
     assert "Køretid 12,3 s" in text
     assert "alle forløb i data" in doc.text()
+    assert doc.by_tag("time")[0].text() == "2. december 2026 03:00 UTC"
+    assert doc.by_tag("time")[0].attrs["datetime"] == "2026-12-02T03:00:00+00:00"
     clean = render_report(G, INDICATORS[:1], figures(), {"episodes": 3})
     assert "Ingen: hver linje kunne læses." in parse(clean).get("summary").text()
 

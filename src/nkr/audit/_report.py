@@ -175,6 +175,14 @@ def _tick(key: str, first: bool, lang: Lang) -> str:
     return f"{short}\n{key[:4]}" if first or month == 1 else short
 
 
+def _moment(moment: dt.datetime, lang: Lang) -> str:
+    """A time as people read it: ``2. december 2026 03:00 UTC`` (its own offset when it has
+    one other than UTC)."""
+    offset = moment.utcoffset()
+    zone = "" if offset is None else " UTC" if not offset else f" UTC{moment.strftime('%z')}"
+    return f"{long_date(moment.date(), lang, generic_texts())} {moment.strftime('%H:%M')}{zone}"
+
+
 def _period_text(period: Period, lang: Lang) -> str:
     texts = generic_texts()
     start, end = period
@@ -381,6 +389,7 @@ def render_report(
             period=_period_text(period, lang),
             months=(axis[0], axis[-1]) if axis else None,
             generated=None if generated is None else generated.isoformat(timespec="seconds"),
+            generated_text=None if generated is None else _moment(generated, lang),
             min_cell=min_cell,
         )
     )
