@@ -12,9 +12,12 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from nkr._guideline import Lang
+from nkr._settings import Settings
 from nkr.audit._report import render_report
 from nkr.guidelines.lumbar_radiculopathy import package
+from nkr.web._audit import REPORT_CSP
 from tests.audit._fixtures import INDICATORS, MIN_CELL, ON, ORGANIZATIONS, SUMMARY, figures
+from tests.web.test_web_audit import _get
 
 Shot = Callable[..., None]
 Check = Callable[[Page], None]
@@ -88,4 +91,43 @@ def test_report_from_a_file_renders_offline_and_prints(
     page.emulate_media(media="print")
     breaks = [sections.nth(i).evaluate("e => getComputedStyle(e).breakBefore") for i in range(3)]
     assert breaks == ["page"] * len(INDICATORS)
+    assert requests == [url]
+
+
+def test_report_under_the_audit_page_policy(context: BrowserContext, tmp_path: Path) -> None:
+    """What /audit answers, as a browser gets it: the report under the page's own
+    Content-Security-Policy (sandboxed, inline styles only) renders whole, with no violation."""
+    folder = tmp_path / "audits" / "2026-12"
+    folder.mkdir(parents=True)
+    (folder / "report.html").write_text(
+        render_report(G, INDICATORS, figures(), SUMMARY, organizations=ORGANIZATIONS),
+        encoding="utf-8",
+    )
+    settings = Settings(data_dir=tmp_path, audit_dir=tmp_path / "audits")
+    (answer,) = _get(settings, "/audit")
+    assert answer.headers["content-security-policy"] == REPORT_CSP
+    url = "http://127.0.0.1:9/audit"
+    problems: list[str] = []
+    requests: list[str] = []
+    context.route(
+        "**/*",
+        lambda route: (
+            route.fulfill(status=200, headers=dict(answer.headers), body=answer.content)
+            if route.request.url == url
+            else route.abort()
+        ),
+    )
+    page = context.new_page()
+    page.on("request", lambda req: requests.append(req.url))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.goto(url)
+    charts = page.locator("figure.chart svg")
+    expect(charts).to_have_count(2 * len(INDICATORS))
+    box = charts.first.bounding_box()
+    assert box is not None
+    assert box["width"] > 600
+    # The inline styles apply (a sandboxed page keeps them): the overall box has its colour.
+    background = page.locator(".overall").first.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert background == "rgb(243, 245, 247)"
+    assert problems == []
     assert requests == [url]
