@@ -307,3 +307,11 @@ def test_generic_for_another_guideline(lang: Lang) -> None:
     assert doc.by_tag("h1")[0].text() == fictional.title(lang)
     rec = fictional.recommendations[0]
     assert f"{rec.label(lang)} ({rec.symbols})" in doc.get("indicator-made-up").text()
+
+
+def test_an_indicator_without_figures() -> None:
+    doc = parse(render_report(G, INDICATORS[:1], [], {}))
+    section = doc.get("indicator-exercise-or-mobilisation")
+    assert "Samlet – Ingen forløb i nævneren." in section.by_class("overall")[0].text()
+    assert len(section.by_tag("svg")) == 2
+    assert "Ingen forløb." in section.text()
