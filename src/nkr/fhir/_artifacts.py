@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import sys
 import tarfile
 import tempfile
 from collections.abc import Mapping
@@ -577,3 +578,23 @@ def write_package(artifacts: Artifacts, folder: Path) -> Path:
     path = folder / f"{package_name(g)}-{package_version(g)}.tgz"
     write_atomically(path, package_bytes(artifacts))
     return path
+
+
+def export_fhir(
+    package: GuidelinePackage, base: str | None, out: Path | None, package_dir: Path | None
+) -> Path | None:
+    """``nkr export fhir``: the Bundle to ``out`` (None: standard output), or the NPM package
+    into ``package_dir``; returns the file written (None: standard output)."""
+    artifacts = build_artifacts(package, base)
+    if package_dir is not None:
+        if out is not None:
+            raise InputError("--out and --package: give one of them")
+        return write_package(artifacts, package_dir)
+    data = _json(bundle(artifacts))
+    if out is None:
+        sys.stdout.buffer.write(data)
+        return None
+    if not out.parent.is_dir():
+        raise InputError(f"--out: {out.parent} is not a folder")
+    write_atomically(out, data)
+    return out
