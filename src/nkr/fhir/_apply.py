@@ -54,6 +54,8 @@ _REQUESTS: Final = frozenset(
     }
 )
 _PARAM: Final = "Parameters.parameter"
+EXT_INSTANTIATES: Final = "http://hl7.org/fhir/StructureDefinition/workflow-instantiatesCanonical"
+EXT_INTENT: Final = "http://hl7.org/fhir/5.0/StructureDefinition/extension-CommunicationRequest.intent"
 
 
 def _missing(name: str) -> InputError:
@@ -184,20 +186,29 @@ class _Out:
 
 
 def _request(definition: Resource, subject: Mapping[str, str], not_done: bool) -> Resource:
-    request: Resource = {
-        "resourceType": definition["kind"],
-        "instantiatesCanonical": [definition["url"]],
-        "status": "draft",
-        "intent": "option",
-    }
+    """An option request for an activity. An R4 CommunicationRequest has neither
+    ``instantiatesCanonical`` nor ``intent``: it carries them as the CPG profile
+    (cpg-communicationrequest) does, as extensions."""
+    if definition["kind"] == "CommunicationRequest":
+        request: Resource = {
+            "resourceType": "CommunicationRequest",
+            "extension": [{"url": EXT_INSTANTIATES, "valueCanonical": definition["url"]}],
+            "modifierExtension": [{"url": EXT_INTENT, "valueCode": "option"}],
+            "status": "draft",
+            "subject": subject,
+            "payload": [{"contentString": definition["title"]}],
+        }
+    else:
+        request = {
+            "resourceType": definition["kind"],
+            "instantiatesCanonical": [definition["url"]],
+            "status": "draft",
+            "intent": "option",
+            "code": definition["code"],
+            "subject": subject,
+        }
     if not_done:
         request["doNotPerform"] = True
-    if definition["kind"] == "CommunicationRequest":
-        request["payload"] = [{"contentString": definition["title"]}]
-        request["subject"] = subject
-    else:
-        request["code"] = definition["code"]
-        request["subject"] = subject
     return request
 
 
