@@ -167,7 +167,9 @@ def fictional_prefetch(case: TableCase) -> tuple[dict[str, Resource], list[Resou
         "patient": {"resourceType": "Patient", "id": "p1", "birthDate": _birth_date(case)},
         "observations": _bundle([score]),
     }
-    return prefetch, []
+    pill = ("urn:nkr:test:fiktiv", "pille")
+    drafts = [_order(f"d{i}", pill, "draft") for i, _ in enumerate(c.get("planned", []))]
+    return prefetch, drafts
 
 
 PREFETCH: dict[str, Callable[[TableCase], tuple[dict[str, Resource], list[Resource]]]] = {
