@@ -206,7 +206,11 @@ def apply_parameters(case: TableCase, lang: str | None = None) -> Resource:
         else:
             resources.append(value)
     resources += drafts
-    data = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+    data = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in resources],
+    }
     parameters: list[Resource] = [
         {"name": "subject", "valueString": PATIENT["reference"]},
         {"name": "data", "resource": data},

@@ -214,11 +214,11 @@ class ApplyRunner:
         assert response.status_code == 200, response.text[:500]
         bundle = response.json()
         (group,) = [
-            e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "RequestGroup"
+            e["resource"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "RequestGroup"
         ]
-        applying = {
-            a["id"]: a["code"][0]["coding"][0]["code"] for a in group.get("action", [])
-        }
+        applying = {a["id"]: a["code"][0]["coding"][0]["code"] for a in group.get("action", [])}
         cautions = [
             e["resource"]
             for e in bundle["entry"]

@@ -48,7 +48,9 @@ def post(client: TestClient | httpx.Client, path: str, body: Any, **headers: str
 
 
 def _of(bundle: dict[str, Any], resource_type: str) -> list[dict[str, Any]]:
-    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == resource_type]
+    return [
+        e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == resource_type
+    ]
 
 
 def _applying(bundle: dict[str, Any]) -> dict[str, str]:
@@ -72,7 +74,10 @@ def test_metadata_lists_exactly_what_is_served(app_client: TestClient) -> None:
         assert [i["code"] for i in entry["interaction"]] == ["read", "search-type"]
         # Every search parameter listed is honoured, and a read answers.
         for param in entry["searchParam"]:
-            assert app_client.get(f"/fhir/{resource_type}", params={param["name"]: "x"}).status_code == 200
+            assert (
+                app_client.get(f"/fhir/{resource_type}", params={param["name"]: "x"}).status_code
+                == 200
+            )
         first = app_client.get(f"/fhir/{resource_type}").json()["entry"][0]["resource"]
         assert app_client.get(f"/fhir/{resource_type}/{first['id']}").json() == first
     assert served["PlanDefinition"]["operation"][0]["name"] == "apply"
@@ -124,7 +129,8 @@ def test_apply_gives_one_bundle_with_careplan_requestgroup_and_option_requests(
         "glucocorticoid-injection": "caution",
     }
     requests = _of(bundle, "ServiceRequest")
-    assert requests and {r["intent"] for r in requests} == {"option"}
+    assert requests
+    assert {r["intent"] for r in requests} == {"option"}
     # R4's CommunicationRequest has no intent: the CPG profile's extension says it.
     (talk,) = _of(bundle, "CommunicationRequest")
     assert talk["modifierExtension"] == [
@@ -135,7 +141,11 @@ def test_apply_gives_one_bundle_with_careplan_requestgroup_and_option_requests(
     ]
     full_urls = {e["fullUrl"] for e in bundle["entry"]}
     for action in group["action"]:
-        refs = [action["resource"]] if "resource" in action else [a["resource"] for a in action["action"]]
+        refs = (
+            [action["resource"]]
+            if "resource" in action
+            else [a["resource"] for a in action["action"]]
+        )
         assert {r["reference"] for r in refs} <= full_urls
     # A caution: a DetectedIssue implicating the option request and the draft order.
     issues = _of(bundle, "DetectedIssue")
@@ -146,7 +156,11 @@ def test_apply_gives_one_bundle_with_careplan_requestgroup_and_option_requests(
         assert any(r.startswith("urn:uuid:") for r in implicated)
         assert any(r.startswith("ServiceRequest/d") for r in implicated)
     # A recommendation against: its activity is not to be done.
-    injection = next(r for r in _of(bundle, "ServiceRequest") if r["instantiatesCanonical"][0].endswith("-glucocorticoid-injection"))
+    injection = next(
+        r
+        for r in _of(bundle, "ServiceRequest")
+        if r["instantiatesCanonical"][0].endswith("-glucocorticoid-injection")
+    )
     assert injection["doNotPerform"] is True
 
 
@@ -166,9 +180,15 @@ def test_a_strategy_or_a_recommendation_applies_only_its_own(
 ) -> None:
     case = _case("MRI planned, week 4, no severe pain: caution and the condition")
     on_case_date(case.date)
-    strategy = post(app_client, f"/fhir/PlanDefinition/{LUMBAR}-mri-strategy/$apply", apply_parameters(case))
+    strategy = post(
+        app_client, f"/fhir/PlanDefinition/{LUMBAR}-mri-strategy/$apply", apply_parameters(case)
+    )
     assert _applying(strategy.json()) == {"mri": "caution"}
-    one = post(app_client, f"/fhir/PlanDefinition/{LUMBAR}-supervised-exercise/$apply", apply_parameters(case))
+    one = post(
+        app_client,
+        f"/fhir/PlanDefinition/{LUMBAR}-supervised-exercise/$apply",
+        apply_parameters(case),
+    )
     assert _applying(one.json()) == {"supervised-exercise": "applies"}
 
 
@@ -176,7 +196,9 @@ def test_type_level_apply_takes_the_url(app_client: TestClient, on_case_date: An
     case = _case("MRI planned, week 4, no severe pain: caution and the condition")
     on_case_date(case.date)
     params = apply_parameters(case)
-    params["parameter"].append({"name": "url", "valueCanonical": f"urn:nkr:plandefinition:{LUMBAR}-mri|1.1"})
+    params["parameter"].append(
+        {"name": "url", "valueCanonical": f"urn:nkr:plandefinition:{LUMBAR}-mri|1.1"}
+    )
     response = post(app_client, "/fhir/PlanDefinition/$apply", params)
     assert response.status_code == 200
     assert _applying(response.json()) == {"mri": "caution"}
@@ -206,20 +228,32 @@ def test_several_subjects_get_one_bundle_each(app_client: TestClient, on_case_da
 
 
 @pytest.mark.usefixtures("fictional")
-def test_apply_works_for_the_fictional_guideline(app_factory: AppFactory, on_case_date: Any) -> None:
+def test_apply_works_for_the_fictional_guideline(
+    app_factory: AppFactory, on_case_date: Any
+) -> None:
     from tests.conftest import in_process
 
-    case = next(c for c in CASES if c.guideline == "test-fiktiv-retningslinje" and c.cards is not None)
+    case = next(
+        c for c in CASES if c.guideline == "test-fiktiv-retningslinje" and c.cards is not None
+    )
     on_case_date(case.date)
     import tempfile
     from pathlib import Path
 
     with in_process({}, Path(tempfile.mkdtemp())) as client:
-        response = post(client, "/fhir/PlanDefinition/test-fiktiv-retningslinje/$apply", apply_parameters(case))
+        response = post(
+            client, "/fhir/PlanDefinition/test-fiktiv-retningslinje/$apply", apply_parameters(case)
+        )
         assert response.status_code == 200, response.text
         bundle = response.json()
         get_fhir_model_class("Bundle").model_validate(bundle)
-        expected = {r: s for r, s in case.expected_statuses(["fiktiv-samtale", "fiktiv-pille", "fiktiv-opfoelgning"]).items() if s in ("applies", "caution", "due", "overdue")}
+        expected = {
+            r: s
+            for r, s in case.expected_statuses(
+                ["fiktiv-samtale", "fiktiv-pille", "fiktiv-opfoelgning"]
+            ).items()
+            if s in ("applies", "caution", "due", "overdue")
+        }
         assert _applying(bundle) == expected
 
 
@@ -250,13 +284,42 @@ def _bad_entry() -> dict[str, Any]:
     [
         (PATHWAY, _without("subject"), 400, "Parameters.parameter.where(name = 'subject')"),
         (PATHWAY, _without("data"), 400, "Parameters.parameter.where(name = 'data')"),
-        (PATHWAY, _data_as({"resourceType": "Patient", "id": "p1"}), 400, "Parameters.parameter[1].resource"),
+        (
+            PATHWAY,
+            _data_as({"resourceType": "Patient", "id": "p1"}),
+            400,
+            "Parameters.parameter[1].resource",
+        ),
         (PATHWAY, _data_as([1, 2]), 400, "Parameters.parameter[1].resource"),
-        (PATHWAY, _bad_entry(), 400, "Parameters.parameter[1].resource.entry[0].resource.birthDate"),
+        (
+            PATHWAY,
+            _bad_entry(),
+            400,
+            "Parameters.parameter[1].resource.entry[0].resource.birthDate",
+        ),
         (PATHWAY, {"resourceType": "Bundle"}, 400, "Parameters.resourceType"),
         (PATHWAY, b"{not json", 400, "Parameters"),
-        (PATHWAY, {"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": "Group/1"}]}, 400, "Parameters.parameter[0].valueString"),
-        (PATHWAY, {"resourceType": "Parameters", "parameter": [{"name": "subject", "valueString": "Patient/p1"}, {"name": "userLanguage", "valueCode": "fr"}]}, 400, "Parameters.parameter[1].valueCode"),
+        (
+            PATHWAY,
+            {
+                "resourceType": "Parameters",
+                "parameter": [{"name": "subject", "valueString": "Group/1"}],
+            },
+            400,
+            "Parameters.parameter[0].valueString",
+        ),
+        (
+            PATHWAY,
+            {
+                "resourceType": "Parameters",
+                "parameter": [
+                    {"name": "subject", "valueString": "Patient/p1"},
+                    {"name": "userLanguage", "valueCode": "fr"},
+                ],
+            },
+            400,
+            "Parameters.parameter[1].valueCode",
+        ),
         ("/fhir/PlanDefinition/no-such/$apply", _good(), 404, "PlanDefinition.id"),
         ("/fhir/PlanDefinition/$apply", _good(), 400, "Parameters.parameter.where(name = 'url')"),
     ],
@@ -295,7 +358,15 @@ def test_an_unknown_url_is_not_found(app_client: TestClient) -> None:
     assert response.json()["issue"][0]["expression"] == ["Parameters.parameter.where(name = 'url')"]
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/fhir+xml", "application/fhir+json; charset=latin-1"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/fhir+xml",
+        "application/fhir+json; charset=latin-1",
+    ],
+)
 def test_a_body_not_sent_as_fhir_json_is_refused(app_client: TestClient, content_type: str) -> None:
     response = post(app_client, PATHWAY, _good(), **{"content-type": content_type})
     assert response.status_code == 415

@@ -73,7 +73,11 @@ def lumbar() -> Artifacts:
 
 
 def _plans(a: Artifacts, profile: str) -> list[dict[str, Any]]:
-    return [r for r in a.of("PlanDefinition") if r["meta"]["profile"] == [f"{CPG}/StructureDefinition/{profile}"]]
+    return [
+        r
+        for r in a.of("PlanDefinition")
+        if r["meta"]["profile"] == [f"{CPG}/StructureDefinition/{profile}"]
+    ]
 
 
 def _ext(action: dict[str, Any], url: str) -> list[tuple[str, str]]:
@@ -97,9 +101,7 @@ def _canonicals(value: Any) -> Iterator[str]:
     """Every canonical a resource points at (definitions, depends-on, instantiates)."""
     if isinstance(value, dict):
         for key, inner in value.items():
-            if key == "definitionCanonical":
-                yield inner
-            elif key == "resource" and isinstance(inner, str):
+            if key == "definitionCanonical" or (key == "resource" and isinstance(inner, str)):
                 yield inner
             else:
                 yield from _canonicals(inner)
@@ -150,7 +152,8 @@ def test_each_plan_definition_has_its_profiles_fixed_type(
         assert plan["publisher"] == "Sundhedsstyrelsen"
         assert plan["date"] == "2019-02-28"
         assert plan["url"] == f"urn:nkr:plandefinition:{plan['id']}"
-        assert plan["name"][0].isupper() and plan["name"].isalnum()
+        assert plan["name"][0].isupper()
+        assert plan["name"].isalnum()
 
 
 def test_recommendation_definitions_have_one_action_with_wording_scope_and_activity(
@@ -174,7 +177,8 @@ def test_recommendation_definitions_have_one_action_with_wording_scope_and_activ
             if "definitionCanonical" in action
             else [a["definitionCanonical"] for a in action["action"]]
         )
-        assert targets and set(targets) <= activities
+        assert targets
+        assert set(targets) <= activities
 
 
 def test_two_recommendations_act_on_two_activities(lumbar: Artifacts) -> None:
@@ -217,7 +221,8 @@ def test_extension_codes_are_in_their_code_lists(lumbar: Artifacts) -> None:
     for plan in _plans(lumbar, "cpg-recommendationdefinition"):
         (action,) = plan["action"]
         urls = [e["url"] for e in action["extension"]]
-        assert set(urls) <= set(allowed) and len(urls) == len(set(urls))
+        assert set(urls) <= set(allowed)
+        assert len(urls) == len(set(urls))
         for url, codes in allowed.items():
             assert set(_ext(action, url)) <= codes
     good_practice = next(r for r in lumbar.of("CodeSystem") if r["url"] == GOOD_PRACTICE)
@@ -237,10 +242,14 @@ def test_strategies_and_the_pathway_follow_the_cpg_action_rules(lumbar: Artifact
         "dynamicValue",
     }
     g = registry().get(LUMBAR).content
-    for plan in [*_plans(lumbar, "cpg-strategydefinition"), *_plans(lumbar, "cpg-pathwaydefinition")]:
+    for plan in [
+        *_plans(lumbar, "cpg-strategydefinition"),
+        *_plans(lumbar, "cpg-pathwaydefinition"),
+    ]:
         assert plan["action"]
         for action in plan["action"]:
-            assert action["title"] and action["description"]
+            assert action["title"]
+            assert action["description"]
             (code,) = action["code"]
             (coding,) = code["coding"]
             assert coding["system"] == PROCESS
@@ -266,12 +275,18 @@ def test_pathway_strategy_recommendation_activity_chain_resolves_in_the_package(
             assert rec["meta"]["profile"][0].endswith("cpg-recommendationdefinition")
             reached.add(rec["id"])
             (action,) = rec["action"]
-            for target in [action.get("definitionCanonical"), *(a["definitionCanonical"] for a in action.get("action", []))]:
+            for target in [
+                action.get("definitionCanonical"),
+                *(a["definitionCanonical"] for a in action.get("action", [])),
+            ]:
                 if target is not None:
                     assert by_url[target]["resourceType"] == "ActivityDefinition"
     assert reached == {p["id"] for p in _plans(lumbar, "cpg-recommendationdefinition")}
     # The pathway points at strategies only (the IG lets no pathway point at a recommendation).
-    assert all(by_url[a["definitionCanonical"]] not in _plans(lumbar, "cpg-recommendationdefinition") for a in pathway["action"])
+    assert all(
+        by_url[a["definitionCanonical"]] not in _plans(lumbar, "cpg-recommendationdefinition")
+        for a in pathway["action"]
+    )
 
 
 def test_every_plan_definition_cites_the_guideline_and_names_grade(lumbar: Artifacts) -> None:
@@ -346,12 +361,16 @@ def test_nkr_export_fhir_writes_the_bundle_and_the_package(
     ],
 )
 def test_nkr_export_fhir_refuses_bad_options_in_one_line(
-    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    args: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["export", "fhir", *args]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("nkr: error: ") and err.count("\n") == 1
+    assert err.startswith("nkr: error: ")
+    assert err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
 
@@ -375,7 +394,10 @@ def test_the_fictional_guideline_exports_too() -> None:
         get_fhir_model_class(resource["resourceType"]).model_validate(resource)
     assert len(_plans(a, "cpg-recommendationdefinition")) == 3
     assert len(_plans(a, "cpg-strategydefinition")) == 3
-    assert {r["kind"] for r in a.of("ActivityDefinition")} == {"ServiceRequest", "CommunicationRequest"}
+    assert {r["kind"] for r in a.of("ActivityDefinition")} == {
+        "ServiceRequest",
+        "CommunicationRequest",
+    }
     (action,) = a.recommendations["fiktiv-samtale"]["action"]
     assert _ext(action, EXT_STRENGTH) == [(STRENGTH, "strong")]
     assert _ext(action, EXT_QUALITY) == [(QUALITY, "moderate")]

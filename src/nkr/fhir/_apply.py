@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 Resource = dict[str, Any]
 
 # The statuses that put a recommendation in the RequestGroup: it applies now.
-APPLY_NOW: Final = frozenset({RecStatus.APPLIES, RecStatus.CAUTION, RecStatus.DUE, RecStatus.OVERDUE})
+APPLY_NOW: Final = frozenset(
+    {RecStatus.APPLIES, RecStatus.CAUTION, RecStatus.DUE, RecStatus.OVERDUE}
+)
 # Request resources whose draft is a draft order (CDS Hooks' draftOrders).
 _REQUESTS: Final = frozenset(
     {
@@ -55,7 +57,9 @@ _REQUESTS: Final = frozenset(
 )
 _PARAM: Final = "Parameters.parameter"
 EXT_INSTANTIATES: Final = "http://hl7.org/fhir/StructureDefinition/workflow-instantiatesCanonical"
-EXT_INTENT: Final = "http://hl7.org/fhir/5.0/StructureDefinition/extension-CommunicationRequest.intent"
+EXT_INTENT: Final = (
+    "http://hl7.org/fhir/5.0/StructureDefinition/extension-CommunicationRequest.intent"
+)
 
 
 def _missing(name: str) -> InputError:
@@ -321,7 +325,9 @@ def _action(
     if links is not None:
         not_done = links.not_performed(rec.direction)
         for activity_id in links.activities:
-            request = _request(artifacts.activities[activity_id], out.subject, activity_id in not_done)
+            request = _request(
+                artifacts.activities[activity_id], out.subject, activity_id in not_done
+            )
             refs.append(out.add(request))
         if len(refs) == 1:
             action["resource"] = refs[0]

@@ -21,11 +21,11 @@ import re
 import sys
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from nkr._assessment import RecStatus
 from nkr._cpg import Activity
@@ -477,12 +477,13 @@ class _Builder:
 
 def build_artifacts(package: GuidelinePackage, base: str | None = None) -> Artifacts:
     """The guideline's artifacts, canonical URLs under ``base`` (None: ``urn:nkr:`` URNs)."""
-    return _cached(package, base)
+    # A package is immutable once built and hashed by identity: built once per package.
+    return _cached(cast("Hashable", package), base)
 
 
 @cache
-def _cached(package: GuidelinePackage, base: str | None) -> Artifacts:
-    return _Builder(package, Canonicals(base)).build()
+def _cached(package: Hashable, base: str | None) -> Artifacts:
+    return _Builder(cast("GuidelinePackage", package), Canonicals(base)).build()
 
 
 def bundle(artifacts: Artifacts) -> Resource:

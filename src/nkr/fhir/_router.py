@@ -371,7 +371,16 @@ def add_artifact_routes(
             read_endpoint,
             methods=["GET"],
             response_class=FhirJSONResponse,
-            openapi_extra={"parameters": [{"name": "resource_id", "in": "path", "required": True, "schema": {"type": "string"}}]},
+            openapi_extra={
+                "parameters": [
+                    {
+                        "name": "resource_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ]
+            },
             summary=f"Read one {resource_type}",
             name=f"read_{resource_type}",
         )
@@ -441,8 +450,6 @@ def create_router(settings: Settings, known: Registry | None = None) -> APIRoute
     artifacts, ``$apply`` and the CapabilityStatement. A broken extra file or guideline data
     raises :class:`~nkr.InputError` at start-up."""
     packages = (known or registry()).packages
-    router = create_valueset_router(
-        *(p.valuesets for p in packages), base=settings.canonical_base
-    )
+    router = create_valueset_router(*(p.valuesets for p in packages), base=settings.canonical_base)
     add_artifact_routes(router, settings, packages)
     return router

@@ -130,7 +130,7 @@ def read_record(package: FictionalGuideline, record: PatientRecord, on: dt.date)
         age=_years(min(born.last, on), on),
         score=score,
         first_visit=first,
-        planned=frozenset(o.concerns.code for o in pills),  # type: ignore[arg-type]
+        planned=frozenset({"fiktiv_pille"}) if pills else frozenset(),
     )
     note = Note(
         "fhir.score-read",
