@@ -5,6 +5,7 @@ the guidelines' CPG artifacts (PlanDefinition and ActivityDefinition, search and
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import APIRouter, Request
@@ -211,15 +212,47 @@ _SEARCH_BY: Final = {
     "ActivityDefinition": ("url", "status", "_id"),
 }
 APPLY_OPERATION: Final = "http://hl7.org/fhir/uv/cpg/OperationDefinition/cpg-plandefinition-apply"
+
+
+def _resource_schema(resource_type: str, description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["resourceType"],
+        "properties": {"resourceType": {"const": resource_type}},
+    }
+
+
+def _searchset_schema(resource_type: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": f"A FHIR R4 searchset Bundle of {resource_type}s.",
+        "required": ["resourceType", "type", "total", "entry"],
+        "properties": {
+            "resourceType": {"const": "Bundle"},
+            "type": {"const": "searchset"},
+            "total": {"type": "integer", "minimum": 0},
+            "entry": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+
+
+_APPLY_ANSWER: Final = {
+    "type": "object",
+    "description": "A collection Bundle (one subject) or a Parameters of 'return' Bundles",
+    "required": ["resourceType"],
+    "properties": {"resourceType": {"enum": ["Bundle", "Parameters"]}},
+}
+_PATH_ID: Final = {"in": "path", "required": True, "schema": {"type": "string"}}
 _APPLY_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    200: {"description": "A Bundle per subject (several: a Parameters of 'return' Bundles)"},
+    200: _answer(_APPLY_ANSWER, "A Bundle per subject"),
     400: _answer(_OUTCOME_SCHEMA, "OperationOutcome: a missing or wrong parameter, by location"),
     404: _answer(_OUTCOME_SCHEMA, "OperationOutcome: no such PlanDefinition"),
     413: _answer(_OUTCOME_SCHEMA, "OperationOutcome: the body is larger than NKR_MAX_BODY_BYTES"),
     415: _answer(_OUTCOME_SCHEMA, "OperationOutcome: not sent as application/fhir+json"),
     431: _answer(_OUTCOME_SCHEMA, "OperationOutcome: the request head is too large"),
 }
-_APPLY_BODY: Final = {
+_APPLY_BODY: Final[dict[str, Any]] = {
     "requestBody": {
         "required": True,
         "content": {
@@ -294,6 +327,25 @@ def capability_statement(date: str) -> dict[str, Any]:
     }
 
 
+Search = Callable[[str, Request], FhirJSONResponse]
+Read = Callable[[str, str], FhirJSONResponse]
+
+
+def _endpoints(
+    resource_type: str, search: Search, read: Read
+) -> tuple[Callable[[Request], FhirJSONResponse], Callable[[Request], FhirJSONResponse]]:
+    """The search and read endpoints of one resource type (their only argument is the
+    request: FastAPI would read any other as a query parameter)."""
+
+    def search_endpoint(request: Request) -> FhirJSONResponse:
+        return search(resource_type, request)
+
+    def read_endpoint(request: Request) -> FhirJSONResponse:
+        return read(resource_type, request.path_params["resource_id"])
+
+    return search_endpoint, read_endpoint
+
+
 def add_artifact_routes(
     router: APIRouter, settings: Settings, packages: tuple[GuidelinePackage, ...]
 ) -> None:
@@ -317,7 +369,15 @@ def add_artifact_routes(
     by_url = {r["url"]: r["id"] for r in served["PlanDefinition"].values()}
     metadata = capability_statement(settings.today().isoformat())
 
-    @router.get("/metadata", response_class=FhirJSONResponse, summary="CapabilityStatement")
+    @router.get(
+        "/metadata",
+        response_class=FhirJSONResponse,
+        responses={
+            200: _answer(_resource_schema("CapabilityStatement", "What is served"), "It"),
+            **_ERRORS,
+        },
+        summary="The CapabilityStatement: exactly what /fhir serves",
+    )
     def read_metadata() -> FhirJSONResponse:
         return FhirJSONResponse(metadata)
 
@@ -351,17 +411,14 @@ def add_artifact_routes(
             for n in _SEARCH_BY[resource_type]
         ]
 
-        def search_endpoint(request: Request, _type: str = resource_type) -> FhirJSONResponse:
-            return search(_type, request)
-
-        def read_endpoint(request: Request, _type: str = resource_type) -> FhirJSONResponse:
-            return read(_type, request.path_params["resource_id"])
+        search_endpoint, read_endpoint = _endpoints(resource_type, search, read)
 
         router.add_api_route(
             f"/{resource_type}",
             search_endpoint,
             methods=["GET"],
             response_class=FhirJSONResponse,
+            responses={200: _answer(_searchset_schema(resource_type), "The matches"), **_ERRORS},
             openapi_extra={"parameters": parameters},
             summary=f"Search the {resource_type}s (searchset Bundle)",
             name=f"search_{resource_type}",
@@ -371,16 +428,12 @@ def add_artifact_routes(
             read_endpoint,
             methods=["GET"],
             response_class=FhirJSONResponse,
-            openapi_extra={
-                "parameters": [
-                    {
-                        "name": "resource_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ]
+            responses={
+                200: _answer(_resource_schema(resource_type, f"A {resource_type}"), "It"),
+                404: _answer(_OUTCOME_SCHEMA, f"OperationOutcome: no such {resource_type}"),
+                **_ERRORS,
             },
+            openapi_extra={"parameters": [{"name": "resource_id", **_PATH_ID}]},
             summary=f"Read one {resource_type}",
             name=f"read_{resource_type}",
         )
@@ -427,7 +480,7 @@ def add_artifact_routes(
         "/PlanDefinition/{plan_id}/$apply",
         response_class=FhirJSONResponse,
         responses=_APPLY_RESPONSES,
-        openapi_extra=_APPLY_BODY,
+        openapi_extra=_APPLY_BODY | {"parameters": [{"name": "plan_id", **_PATH_ID}]},
         summary="Apply a PlanDefinition to the subjects' data (CPG cpg-plandefinition-apply)",
     )
     async def apply_instance(request: Request) -> Response:
