@@ -29,7 +29,7 @@ from nkr._assessment import Assessment, RecommendationResult, RecStatus
 from nkr._errors import InputError
 from nkr._guideline import Lang
 from nkr.cdshooks._kit import TOPIC_SYSTEM
-from nkr.fhir._artifacts import STATUS_CS, Artifacts, grade_extensions
+from nkr.fhir._artifacts import STATUS_CS, Artifacts
 from nkr.fhir._read import record_from_resources
 
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ def _action(
     definition = artifacts.recommendations[rec.id]
     action: Resource = {
         "id": rec.id,
-        "extension": grade_extensions(rec, artifacts.canonicals),
+        "extension": artifacts.grades[rec.id],
         "title": rec.label(lang),
         "description": rec.wording(lang),
         "textEquivalent": assessment.text(result.reason, lang),

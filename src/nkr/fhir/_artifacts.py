@@ -105,6 +105,8 @@ class Artifacts:
     recommendations: Mapping[str, Resource]
     # Activity id -> its ActivityDefinition.
     activities: Mapping[str, Resource]
+    # Recommendation id -> its grade as the CPG extensions of an action (shared: read only).
+    grades: Mapping[str, list[Resource]]
 
     def of(self, resource_type: str) -> list[Resource]:
         return [r for r in self.resources if r["resourceType"] == resource_type]
@@ -472,7 +474,8 @@ class _Builder:
             *(self.valueset(vs_id) for vs_id in self.valuesets.ids),
             *self.codesystems(),
         )
-        return Artifacts(g, self.canon, resources, covers, recs, activities)
+        grades = {r.id: grade_extensions(r, self.canon) for r in g.recommendations}
+        return Artifacts(g, self.canon, resources, covers, recs, activities, grades)
 
 
 def build_artifacts(package: GuidelinePackage, base: str | None = None) -> Artifacts:

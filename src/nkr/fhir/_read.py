@@ -25,6 +25,7 @@ from operator import or_
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeAlias, TypeVar, cast
 
 import msgspec
+import orjson
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from nkr._errors import InputError
@@ -368,7 +369,12 @@ def decode_resource(data: bytes | Mapping[str, Any], where: str = "$") -> Any:
     try:
         if isinstance(data, bytes | bytearray | memoryview):
             return _RESOURCE.decode(data)
-        return msgspec.convert(data, AnyResource)
+        try:
+            # Parsed JSON, encoded again and decoded: msgspec.convert into the tagged union of
+            # resource types takes ~300 times as long (~0.4 ms a resource).
+            return _RESOURCE.decode(orjson.dumps(data))
+        except (TypeError, orjson.JSONEncodeError):
+            return msgspec.convert(data, AnyResource)
     except msgspec.ValidationError as exc:
         raise validation_error(exc, where) from None
     except msgspec.DecodeError as exc:
