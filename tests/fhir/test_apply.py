@@ -386,3 +386,16 @@ def test_an_oversized_body_is_refused_by_the_apps_limit(app_factory: AppFactory)
     response = post(client, PATHWAY, params)
     assert response.status_code == 413
     assert response.json()["issue"][0]["code"] == "too-costly"
+
+
+def test_metadata_names_every_fhir_route_of_the_app_and_no_other(app_client: TestClient) -> None:
+    statement = app_client.get("/fhir/metadata").json()
+    (rest,) = statement["rest"]
+    listed = {r["type"] for r in rest["resource"]}
+    operations = {
+        (r["type"], o["name"]) for r in rest["resource"] for o in r.get("operation", [])
+    }
+    openapi = app_client.get("/openapi.json").json()["paths"]
+    paths = [p for p in openapi if p.startswith("/fhir/") and p != "/fhir/metadata"]
+    assert {p.split("/")[2] for p in paths} == listed
+    assert {(p.split("/")[2], "apply") for p in paths if p.endswith("$apply")} == operations
