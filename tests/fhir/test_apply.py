@@ -392,10 +392,38 @@ def test_metadata_names_every_fhir_route_of_the_app_and_no_other(app_client: Tes
     statement = app_client.get("/fhir/metadata").json()
     (rest,) = statement["rest"]
     listed = {r["type"] for r in rest["resource"]}
-    operations = {
-        (r["type"], o["name"]) for r in rest["resource"] for o in r.get("operation", [])
-    }
+    operations = {(r["type"], o["name"]) for r in rest["resource"] for o in r.get("operation", [])}
     openapi = app_client.get("/openapi.json").json()["paths"]
     paths = [p for p in openapi if p.startswith("/fhir/") and p != "/fhir/metadata"]
     assert {p.split("/")[2] for p in paths} == listed
     assert {(p.split("/")[2], "apply") for p in paths if p.endswith("$apply")} == operations
+
+
+def test_the_canonical_base_setting_reaches_what_is_served(
+    app_factory: AppFactory, on_case_date: Any
+) -> None:
+    client = app_factory({"NKR_CANONICAL_BASE": "https://fhir.example.dk/nkr/"})
+    base = "https://fhir.example.dk/nkr"
+    plan = client.get(f"/fhir/PlanDefinition/{LUMBAR}-mri").json()
+    assert plan["url"] == f"{base}/PlanDefinition/{LUMBAR}-mri"
+    found = client.get("/fhir/PlanDefinition", params={"url": plan["url"]}).json()
+    assert found["total"] == 1
+    vs = client.get("/fhir/ValueSet/mri-lumbar-spine").json()
+    assert vs["url"] == f"{base}/ValueSet/mri-lumbar-spine"
+    case = _case("MRI planned, week 4, no severe pain: caution and the condition")
+    on_case_date(case.date)
+    bundle = post(client, f"/fhir/PlanDefinition/{LUMBAR}-mri/$apply", apply_parameters(case))
+    (group,) = _of(bundle.json(), "RequestGroup")
+    assert group["action"][0]["code"][0]["coding"][0]["system"] == (
+        f"{base}/CodeSystem/nkr-recommendation-status"
+    )
+
+
+def test_a_bad_canonical_base_stops_the_export_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nkr._cli import main
+
+    monkeypatch.setenv("NKR_CANONICAL_BASE", "not a url")
+    assert main(["export", "fhir"]) == 2
+    assert capsys.readouterr().err.startswith("nkr: error: setting NKR_CANONICAL_BASE: ")
