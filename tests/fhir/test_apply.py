@@ -114,6 +114,7 @@ def test_apply_gives_one_bundle_with_careplan_requestgroup_and_option_requests(
     care_plan = bundle["entry"][0]["resource"]
     assert care_plan["resourceType"] == "CarePlan"
     assert care_plan["instantiatesCanonical"] == [f"urn:nkr:plandefinition:{LUMBAR}"]
+    assert care_plan["note"][0]["text"].startswith("Ikke gældende: ")
     (group,) = _of(bundle, "RequestGroup")
     assert care_plan["activity"][0]["reference"]["reference"] == f"urn:uuid:{group['id']}"
     statuses = _applying(bundle)

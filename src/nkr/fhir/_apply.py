@@ -189,7 +189,9 @@ class _Out:
         return {"reference": f"urn:uuid:{rid}"}
 
 
-def _request(definition: Resource, subject: Mapping[str, str], not_done: bool) -> Resource:
+def _request(
+    definition: Resource, title: str, subject: Mapping[str, str], not_done: bool
+) -> Resource:
     """An option request for an activity. An R4 CommunicationRequest has neither
     ``instantiatesCanonical`` nor ``intent``: it carries them as the CPG profile
     (cpg-communicationrequest) does, as extensions."""
@@ -200,7 +202,7 @@ def _request(definition: Resource, subject: Mapping[str, str], not_done: bool) -
             "modifierExtension": [{"url": EXT_INTENT, "valueCode": "option"}],
             "status": "draft",
             "subject": subject,
-            "payload": [{"contentString": definition["title"]}],
+            "payload": [{"contentString": title}],
         }
     else:
         request = {
@@ -269,25 +271,19 @@ def subject_bundle(
         "instantiatesCanonical": [plan["url"]],
         "status": "draft",
         "intent": "proposal",
-        "title": plan["title"] if lang == "da" else _english(plan, "title"),
+        "title": artifacts.titles[plan["url"]](lang),
         "subject": out.subject,
         "created": on.isoformat(),
         "activity": [{"reference": group_ref}],
     }
-    if notes:
-        care_plan["note"] = notes
+    # A guideline no longer in force says so, as every page and card does.
+    status = [] if g.status.in_force else [{"text": g.status.text(lang)}]
+    if status or notes:
+        care_plan["note"] = status + notes
     out.add(care_plan)
     # The CarePlan first, as the CPG's apply returns it.
     out.entries.insert(0, out.entries.pop())
     return {"resourceType": "Bundle", "type": "collection", "entry": out.entries}
-
-
-def _english(resource: Resource, name: str) -> str:
-    for ext in resource.get(f"_{name}", {}).get("extension", []):
-        parts = {e["url"]: e for e in ext.get("extension", [])}
-        if parts.get("lang", {}).get("valueCode") == "en":
-            return str(parts["content"]["valueString"])
-    return str(resource[name])
 
 
 def _action(
@@ -325,9 +321,9 @@ def _action(
     if links is not None:
         not_done = links.not_performed(rec.direction)
         for activity_id in links.activities:
-            request = _request(
-                artifacts.activities[activity_id], out.subject, activity_id in not_done
-            )
+            activity = artifacts.activities[activity_id]
+            title = artifacts.titles[activity["url"]](lang)
+            request = _request(activity, title, out.subject, activity_id in not_done)
             refs.append(out.add(request))
         if len(refs) == 1:
             action["resource"] = refs[0]

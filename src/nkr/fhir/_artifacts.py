@@ -107,6 +107,8 @@ class Artifacts:
     activities: Mapping[str, Resource]
     # Recommendation id -> its grade as the CPG extensions of an action (shared: read only).
     grades: Mapping[str, list[Resource]]
+    # Canonical URL -> the title of the PlanDefinition or ActivityDefinition, in each language.
+    titles: Mapping[str, Localized]
 
     def of(self, resource_type: str) -> list[Resource]:
         return [r for r in self.resources if r["resourceType"] == resource_type]
@@ -475,7 +477,11 @@ class _Builder:
             *self.codesystems(),
         )
         grades = {r.id: grade_extensions(r, self.canon) for r in g.recommendations}
-        return Artifacts(g, self.canon, resources, covers, recs, activities, grades)
+        titles = {pathway["url"]: g.title}
+        titles |= {strategies[s.id]["url"]: s.heading for s in g.sections}
+        titles |= {recs[r.id]["url"]: r.label for r in g.recommendations}
+        titles |= {activities[a.id]["url"]: self.activity_title(a) for a in spec.activities}
+        return Artifacts(g, self.canon, resources, covers, recs, activities, grades, titles)
 
 
 def build_artifacts(package: GuidelinePackage, base: str | None = None) -> Artifacts:
