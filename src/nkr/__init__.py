@@ -16,6 +16,7 @@ from nkr._assessment import (
     RecStatus,
     Term,
 )
+from nkr._cpg import CpgSpec, load_cpg
 from nkr._errors import InputError
 from nkr._guideline import (
     LANGS,
@@ -37,6 +38,7 @@ __all__ = [
     "LANGS",
     "Assessment",
     "Certainty",
+    "CpgSpec",
     "Deadline",
     "Direction",
     "Fact",
@@ -60,6 +62,7 @@ __all__ = [
     "Texts",
     "discover",
     "generic_texts",
+    "load_cpg",
     "load_guideline",
     "load_texts",
     "registry",

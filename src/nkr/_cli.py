@@ -297,6 +297,38 @@ feedback_app = typer.Typer(
 app.add_typer(feedback_app)
 
 
+export_app = typer.Typer(
+    name="export",
+    help="The guideline in standard forms.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(export_app)
+
+
+@export_app.command("fhir")
+def export_fhir_command(
+    guideline_id: GuidelineOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the Bundle here (default: standard output).")
+    ] = None,
+    package_dir: Annotated[
+        Path | None,
+        typer.Option("--package", help="Write a FHIR NPM package (.tgz) into this folder instead."),
+    ] = None,
+) -> None:
+    """The guideline as HL7 CPG computable FHIR artifacts (a collection Bundle, or a package)."""
+    from nkr._settings import Settings
+    from nkr.fhir._artifacts import export_fhir
+
+    written = export_fhir(
+        _package(guideline_id), Settings.from_env().canonical_base, out, package_dir
+    )
+    if written is None:
+        return
+    sys.stderr.write(f"nkr: wrote {written}\n")
+
+
 @feedback_app.command("report")
 def feedback_report_command(
     data_dir: Annotated[

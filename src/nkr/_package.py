@@ -32,6 +32,7 @@ from nkr._guideline import Guideline, Lang, Localized
 from nkr._settings import DEFAULT_GUIDELINE
 
 if TYPE_CHECKING:
+    from nkr._cpg import CpgSpec
     from nkr._synth import Synthesis
     from nkr._texts import Texts
     from nkr.cdshooks._kit import CardKit
@@ -103,6 +104,12 @@ class GuidelinePackage(Protocol):
     def read_record(self, record: PatientRecord, on: dt.date) -> FhirReading:
         """The patient's typed FHIR record as this guideline's case (or None with notes on
         why), with notes on how the record was read and the draft orders it recognises."""
+        ...
+
+    @property
+    def cpg(self) -> CpgSpec:
+        """The guideline as computable FHIR artifacts (HL7 CPG): the activities its
+        recommendations act on and its rating system (``cpg.toml``, :mod:`nkr._cpg`)."""
         ...
 
     # -- CDS Hooks -------------------------------------------------------------------------

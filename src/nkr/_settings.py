@@ -72,6 +72,11 @@ class Settings(BaseModel):
     # proxy: card links point there, and a JWT's aud must be this base plus the endpoint path.
     # Unset: taken from the request (scheme, Host header, root path).
     public_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#@]+(/[^\s?#@]*)?$")
+    # The base of the canonical URLs of the guideline's FHIR artifacts (PlanDefinitions,
+    # ActivityDefinitions, value sets, nkr's CodeSystems): "<base>/<Type>/<id>", e.g.
+    # "https://fhir.region.dk/nkr". Unset: local URNs "urn:nkr:<type>:<id>", as the value
+    # sets have always had ("urn:nkr:valueset:<id>"): nothing pretends to be published.
+    canonical_base: str | None = Field(default=None, pattern=r"^https?://[^\s?#@]+$")
     # URL prefixes of the FHIR servers the CDS Hooks service may fetch missing prefetch from
     # (e.g. "https://ehr.example.org/fhir/"). Empty: nkr fetches from no server at all (deny
     # by default); a request that lacks a prefetch key then gets 412.
@@ -169,7 +174,7 @@ class Settings(BaseModel):
         """The assessment date now: today in the configured time zone."""
         return today(self.timezone)
 
-    @field_validator("public_base_url")
+    @field_validator("public_base_url", "canonical_base")
     @classmethod
     def _no_trailing_slash(cls, url: str | None) -> str | None:
         return None if url is None else url.rstrip("/")

@@ -167,7 +167,9 @@ def fictional_prefetch(case: TableCase) -> tuple[dict[str, Resource], list[Resou
         "patient": {"resourceType": "Patient", "id": "p1", "birthDate": _birth_date(case)},
         "observations": _bundle([score]),
     }
-    return prefetch, []
+    pill = ("urn:nkr:test:fiktiv", "pille")
+    drafts = [_order(f"d{i}", pill, "draft") for i, _ in enumerate(c.get("planned", []))]
+    return prefetch, drafts
 
 
 PREFETCH: dict[str, Callable[[TableCase], tuple[dict[str, Resource], list[Resource]]]] = {
@@ -191,3 +193,28 @@ def hook_request(case: TableCase, hook: str) -> Resource:
         "context": context,
         "prefetch": prefetch,
     }
+
+
+def apply_parameters(case: TableCase, lang: str | None = None) -> Resource:
+    """The ``$apply`` Parameters of ``case``: the subject, and its record and planned
+    interventions (draft requests) as the ``data`` Bundle."""
+    prefetch, drafts = PREFETCH[case.guideline](case)
+    resources: list[Resource] = []
+    for value in prefetch.values():
+        if value.get("resourceType") == "Bundle":
+            resources += [e["resource"] for e in value.get("entry", [])]
+        else:
+            resources.append(value)
+    resources += drafts
+    data = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in resources],
+    }
+    parameters: list[Resource] = [
+        {"name": "subject", "valueString": PATIENT["reference"]},
+        {"name": "data", "resource": data},
+    ]
+    if lang is not None:
+        parameters.append({"name": "userLanguage", "valueCode": lang})
+    return {"resourceType": "Parameters", "parameter": parameters}

@@ -185,3 +185,45 @@ class CdsHooksRunner:
             return seen
 
         return Observed(cards=asyncio.run(call()))
+
+
+class ApplyRunner:
+    """``POST /fhir/PlanDefinition/<guideline id>/$apply`` (the pathway) in-process, with the
+    case as FHIR (:func:`tests.cases.fhir.apply_parameters`): the recommendations in the
+    RequestGroup and the status each action's code gives."""
+
+    name = "fhir-apply"
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+
+    def observe(
+        self, case: TableCase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> Observed:
+        _at(case.date, self.monkeypatch)
+        body = json.dumps(fhir.apply_parameters(case))
+        path = f"/fhir/PlanDefinition/{case.guideline}/$apply"
+
+        async def call() -> httpx.Response:
+            async with _client({}, tmp_path) as client:
+                return await client.post(
+                    path, content=body, headers={"content-type": "application/fhir+json"}
+                )
+
+        response = asyncio.run(call())
+        assert response.status_code == 200, response.text[:500]
+        bundle = response.json()
+        (group,) = [
+            e["resource"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "RequestGroup"
+        ]
+        applying = {a["id"]: a["code"][0]["coding"][0]["code"] for a in group.get("action", [])}
+        cautions = [
+            e["resource"]
+            for e in bundle["entry"]
+            if e["resource"]["resourceType"] == "DetectedIssue"
+            and e["resource"]["code"]["coding"][0]["code"] == "caution"
+        ]
+        assert len(cautions) == sum(s == "caution" for s in applying.values())
+        return Observed(applying=applying)

@@ -108,6 +108,13 @@ class Observed:
     # Every text the interface rendered, for the table's ``absent``.
     rendered: str | None = None
     cards: dict[str, tuple[str, ...]] | None = None
+    # The recommendations that apply now (as $apply's RequestGroup gives them) and the status
+    # of each: applies, caution, due or overdue.
+    applying: dict[str, str] | None = None
+
+
+# The statuses of a recommendation that applies now (in $apply's RequestGroup).
+APPLY_NOW: Final = ("applies", "caution", "due", "overdue")
 
 
 def check(case: TableCase, seen: Observed, rec_ids: list[str]) -> None:
@@ -130,3 +137,6 @@ def check(case: TableCase, seen: Observed, rec_ids: list[str]) -> None:
     if seen.cards is not None:
         assert case.cards is not None, f"{case.id}: no cards in the table"
         assert seen.cards == dict(case.cards)
+    if seen.applying is not None:
+        expected = case.expected_statuses(rec_ids)
+        assert seen.applying == {r: s for r, s in expected.items() if s in APPLY_NOW}

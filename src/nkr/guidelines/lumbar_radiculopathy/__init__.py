@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nkr._assessment import Assessment
+from nkr._cpg import CpgSpec, load_cpg
 from nkr._errors import InputError, describe_validation_error
 from nkr._guideline import Guideline, Lang, load_guideline
 from nkr._package import ServiceSpec
@@ -39,6 +40,7 @@ HERE: Final = Path(__file__).parent
 GUIDELINE_FILE: Final = HERE / "guideline.toml"
 TEXTS_FILE: Final = HERE / "texts.toml"
 FHIR_NOTES_FILE: Final = HERE / "fhir_notes.toml"
+CPG_FILE: Final = HERE / "cpg.toml"
 
 # The guideline does not define "severe and disabling pain". Where nkr derives it from a 0-10
 # pain score (NRS), this is the threshold it assumes unless a deployment configures another.
@@ -154,6 +156,10 @@ class LumbarRadiculopathy:
 
     def read_record(self, record: PatientRecord, on: dt.date) -> FhirReading:
         return self._reader(record, on)
+
+    @cached_property
+    def cpg(self) -> CpgSpec:
+        return load_cpg(CPG_FILE, self.content, self.valuesets.ids)
 
     @cached_property
     def _reader(self) -> Callable[[PatientRecord, dt.date], FhirReading]:

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from nkr import (
     Assessment,
+    CpgSpec,
     Guideline,
     GuidelinePackage,
     Texts,
     generic_texts,
+    load_cpg,
     load_guideline,
     load_texts,
 )
@@ -61,6 +63,10 @@ class FictionalGuideline:
         if not isinstance(case, FictionalCase):
             raise TypeError(f"expected the fictional case, got {type(case).__name__}")
         return evaluate(case, self.content, on)
+
+    @cached_property
+    def cpg(self) -> CpgSpec:
+        return load_cpg(HERE / "cpg.toml", self.content, self.valuesets.ids)
 
     valuesets = cached_property(adapters.valuesets)
     prefetch = adapters.PREFETCH

@@ -19,9 +19,16 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from nkr import Assessment, Lang, Localized, RecStatus, ServiceSpec
+from nkr._assessment import Term
 from nkr._synth import Sink
-from nkr.fhir._read import Observation, PatientRecord, first_day, read_date
-from nkr.fhir._reading import FhirReading, Note
+from nkr.fhir._read import (
+    Observation,
+    PatientRecord,
+    ServiceRequest,
+    first_day,
+    read_date,
+)
+from nkr.fhir._reading import DraftOrder, FhirReading, Note
 from nkr.fhir._valuesets import ValueSets, load_valuesets
 from nkr.web._spec import (
     CheckboxesField,
@@ -49,6 +56,7 @@ VALUESET_DIR: Final = HERE / "valuesets"
 HANDOUT_FILE: Final = HERE / "handout.toml"
 SAMPLES_DIR: Final = HERE / "samples"
 SCORE_VALUESET: Final = "fiktiv-score"
+PILL_VALUESET: Final = "fiktiv-pille"
 SERVICE_ID: Final = "test-fiktiv-patient-view"
 PREFETCH: Final[Mapping[str, str]] = MappingProxyType(
     {
@@ -73,7 +81,7 @@ def limits(name: str) -> tuple[int, int]:
 
 
 def valuesets(package: FictionalGuideline) -> ValueSets:
-    return load_valuesets(VALUESET_DIR, (SCORE_VALUESET,))
+    return load_valuesets(VALUESET_DIR, (SCORE_VALUESET, PILL_VALUESET))
 
 
 def _years(born: dt.date, on: dt.date) -> int:
@@ -108,12 +116,23 @@ def read_record(package: FictionalGuideline, record: PatientRecord, on: dt.date)
         return FhirReading(None, (Note("fhir.no-score"),), ())
     scores.sort()
     (first, _), (latest, score) = scores[0], scores[-1]
-    case = FictionalCase(age=_years(min(born.last, on), on), score=score, first_visit=first)
+    # A draft order of the fictional pill (a ServiceRequest coded from its value set).
+    pills = tuple(
+        DraftOrder(Term("planned", "fiktiv_pille"), r.resource_type, r.id)
+        for r in record.draft_orders
+        if type(r) is ServiceRequest and PILL_VALUESET in package.valuesets.ids_in(r.code)
+    )
+    case = FictionalCase(
+        age=_years(min(born.last, on), on),
+        score=score,
+        first_visit=first,
+        planned=frozenset({"fiktiv_pille"}) if pills else frozenset(),
+    )
     note = Note(
         "fhir.score-read",
         (("score", score), ("date", latest.isoformat()), ("first", first.isoformat())),
     )
-    return FhirReading(case, (note,), ())
+    return FhirReading(case, (note,), pills)
 
 
 # -- CDS Hooks -------------------------------------------------------------------------------
