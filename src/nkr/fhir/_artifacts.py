@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import sys
 import tarfile
-import tempfile
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from nkr._assessment import RecStatus
 from nkr._cpg import Activity
 from nkr._errors import InputError
+from nkr._files import write_atomically
 from nkr._guideline import Guideline, Kind, Localized, Recommendation
 from nkr.cdshooks._kit import OVERRIDE_REASON_SYSTEM, TOPIC_SYSTEM
 from nkr.fhir._valuesets import LOCAL_ORDERS_SYSTEM, ValueSets
@@ -542,19 +541,6 @@ def _file_name(resource: Resource) -> str:
 
 def _json(data: object) -> bytes:
     return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """``data`` to ``path`` through a temporary file in the same folder and a rename: never
-    a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def package_bytes(artifacts: Artifacts) -> bytes:
