@@ -10,7 +10,6 @@ through before.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -28,6 +27,7 @@ from fastapi import Query
 from nkr._app import create_app
 from nkr._settings import Settings
 from nkr.web._pages import SECURITY_HEADERS
+from tests._async import run_async
 
 from .cdshooks.fhir_data import (
     SERVICE_IDS,
@@ -326,7 +326,7 @@ def test_an_api_parameter_error_is_an_operation_outcome_naming_it(tmp_path: Path
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             return await c.get("/fhir/_check?count=zero")
 
-    response = asyncio.run(get())
+    response = run_async(get())
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/fhir+json")
     issue = response.json()["issue"][0]

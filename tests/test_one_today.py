@@ -5,7 +5,6 @@ and day 85 can never differ between them. The time zone is set in one place
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -18,6 +17,7 @@ import nkr._clock
 from nkr._app import create_app
 from nkr._cli import main
 from nkr._settings import Settings
+from tests._async import run_async
 
 # 23:30 UTC on 1 March is 00:30 on 2 March in Copenhagen (CET, UTC+1).
 INSTANT = dt.datetime(2026, 3, 1, 23, 30, tzinfo=dt.UTC)
@@ -120,9 +120,9 @@ def test_every_interface_assesses_on_the_danish_date(
     # Day 85 in Copenhagen: outside the 12 weeks everywhere.
     cli = _cli_json(tmp_path, capsys)
     assert (cli["date"], cli["days_since_onset"], cli["in_scope"]) == ("2026-03-02", 85, False)
-    cards = asyncio.run(_cds_cards(settings))
+    cards = run_async(_cds_cards(settings))
     assert [c["source"]["topic"]["code"] for c in cards] == []
-    page = asyncio.run(_web_result(settings))
+    page = run_async(_web_result(settings))
     assert 'value="2026-03-02"' in page  # the form's default assessment date
     assert "uge 13 (ud over de 12 uger)" in page
 
@@ -135,10 +135,10 @@ def test_the_time_zone_is_configured_in_one_place(
     # 1 March in UTC: day 84, the last day in scope, in every interface.
     cli = _cli_json(tmp_path, capsys)
     assert (cli["date"], cli["days_since_onset"], cli["in_scope"]) == ("2026-03-01", 84, True)
-    cards = asyncio.run(_cds_cards(settings))
+    cards = run_async(_cds_cards(settings))
     assert [c["source"]["topic"]["code"] for c in cards] == ["overview"]
     assert "uge 12 af 12" in cards[0]["summary"]
-    page = asyncio.run(_web_result(settings))
+    page = run_async(_web_result(settings))
     assert 'value="2026-03-01"' in page
     assert "uge 12 af 12" in page
 

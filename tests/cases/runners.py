@@ -5,7 +5,6 @@ population audit) and every case runs through it too."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import re
@@ -19,6 +18,7 @@ import pytest
 from nkr import Assessment
 from nkr._cli import main
 from nkr._package import registry
+from tests._async import run_async
 from tests.cases import fhir
 from tests.cases.table import Observed, TableCase, form_fields
 
@@ -146,7 +146,7 @@ class WebFormRunner:
                 return [await client.post(path, data=form_fields(case)) for path in paths]
 
         pages = []
-        for response in asyncio.run(post()):
+        for response in run_async(post()):
             assert response.status_code == 200, response.text[:500]
             pages.append(response.text)
         statuses = [dict(_STATUS.findall(page)) for page in pages]
@@ -184,7 +184,7 @@ class CdsHooksRunner:
                     )
             return seen
 
-        return Observed(cards=asyncio.run(call()))
+        return Observed(cards=run_async(call()))
 
 
 class ApplyRunner:
@@ -210,7 +210,7 @@ class ApplyRunner:
                     path, content=body, headers={"content-type": "application/fhir+json"}
                 )
 
-        response = asyncio.run(call())
+        response = run_async(call())
         assert response.status_code == 200, response.text[:500]
         bundle = response.json()
         (group,) = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from nkr._settings import Settings
 from nkr.cdshooks._routes import CdsHooks
 from nkr.guidelines.lumbar_radiculopathy import LumbarRadiculopathy
+from tests._async import run_async
 
 from ..conftest import AppFactory
 from .conftest import Cds, Handler, Loopback
@@ -121,7 +121,7 @@ def test_an_unexpected_error_is_a_logged_500_not_a_400(
     logger = logging.getLogger("nkr.cdshooks")  # "nkr" does not propagate (its own handler)
     logger.addHandler(caplog.handler)
     try:
-        response = asyncio.run(
+        response = run_async(
             hooks.call("nkr-lumbal-radikulopati-patient-view", Request(scope, receive))
         )
     finally:

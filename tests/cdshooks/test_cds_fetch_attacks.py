@@ -26,6 +26,7 @@ import orjson
 import pytest
 
 from nkr._devserver import free_port
+from tests._async import run_async
 
 from ..conftest import in_process
 from .conftest import Cds, ServerFactory, ServerProcess
@@ -271,7 +272,7 @@ def concurrently(
 
             return await asyncio.gather(*(one(b) for b in bodies))
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 # -- finding 1: no open fetches -----------------------------------------------------------------

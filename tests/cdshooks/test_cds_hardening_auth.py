@@ -13,7 +13,6 @@ each attack reproduced over real HTTP against a real ``nkr serve``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -43,6 +42,7 @@ from nkr._devserver import start_server, stop_server
 from nkr._errors import InputError
 from nkr._settings import Settings
 from nkr.cdshooks._auth import Authenticator, AuthError, ReplayStore
+from tests._async import run_async
 
 from ..conftest import AppFactory
 from .conftest import Loopback, ServerFactory
@@ -265,7 +265,7 @@ def test_the_app_itself_refuses_a_large_head(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             return await c.get("/cds-services", headers={"X-Big": "a" * 20_000})
 
-    response = asyncio.run(run())
+    response = run_async(run())
     assert "header" in _diagnostics(response, 431)
 
 
@@ -297,7 +297,7 @@ def test_the_token_limit_comes_before_decoding(
         max_token_bytes=1000,
     )
     with pytest.raises(AuthError) as refused:
-        asyncio.run(auth.check("Bearer " + "a" * 1001, f"{PUBLIC}/x"))
+        run_async(auth.check("Bearer " + "a" * 1001, f"{PUBLIC}/x"))
     assert refused.value.reason == "token-too-long"
     assert calls == []
 
@@ -557,7 +557,7 @@ def test_the_sandboxs_public_key_file_loads(tmp_path: Path) -> None:
         },
     )
     with pytest.raises(AuthError) as refused:
-        asyncio.run(auth.check(f"Bearer {forged}", "x"))
+        run_async(auth.check(f"Bearer {forged}", "x"))
     assert refused.value.reason == "bad-signature"
 
 
@@ -588,9 +588,9 @@ def test_rejections_are_counted_by_reason(tmp_path: Path, issuer: Issuer) -> Non
     ]
     for authorization, reason in cases:
         if reason is None:
-            asyncio.run(auth.check(authorization, aud))
+            run_async(auth.check(authorization, aud))
             continue
         before = _rejections(reason)
         with pytest.raises(AuthError):
-            asyncio.run(auth.check(authorization, aud))
+            run_async(auth.check(authorization, aud))
         assert _rejections(reason) == before + 1, reason

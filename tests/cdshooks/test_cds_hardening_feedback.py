@@ -37,6 +37,7 @@ from nkr.cdshooks._feedback import (
     parse_feedback,
 )
 from nkr.cdshooks._kit import Uuids
+from tests._async import run_async
 
 from ..conftest import in_process
 from .conftest import Cds, ServerProcess
@@ -414,7 +415,7 @@ def test_the_store_prunes_in_its_background_loop(tmp_path: Path) -> None:
             while len(card_rows(tmp_path)) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
 
-    asyncio.run(run())
+    run_async(run())
     assert card_rows(tmp_path) == []
     (row,) = report(tmp_path / DB_NAME)
     assert (row.topic, row.shown) == ("overview", 50)
@@ -513,7 +514,7 @@ def test_feedback_metrics_count_accepted_overridden_and_refused(tmp_path: Path) 
             ).status_code == 415
 
     counts = {o: _feedback_count(o) for o in ("accepted", "overridden", "refused")}
-    asyncio.run(run())
+    run_async(run())
     assert _feedback_count("accepted") - counts["accepted"] == 1
     assert _feedback_count("overridden") - counts["overridden"] == 1
     assert _feedback_count("refused") - counts["refused"] == 3  # two items, one unread body

@@ -51,6 +51,7 @@ from nkr.fhir._fetch import (
 from nkr.fhir._read import Bundle, Condition, Observation, Patient
 from nkr.fhir._transport import Http11Pool
 from nkr.guidelines.lumbar_radiculopathy.fhir import PREFETCH as PREFETCH_TEMPLATES
+from tests._async import run_async
 
 TOKEN = "secret-access-token"
 CONTEXT = {"patientId": "p1", "userId": "Practitioner/u1"}
@@ -230,7 +231,7 @@ def fetch(
                 templates=PREFETCH_TEMPLATES,
             )
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def ids(bundle: Bundle) -> list[str]:
@@ -591,7 +592,7 @@ def run_fetch(
                 templates=PREFETCH_TEMPLATES,
             )
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 @pytest.mark.parametrize("length", [None, 55_000_000])
@@ -748,7 +749,7 @@ def test_beyond_the_bound_a_fetch_is_busy_at_once() -> None:
             await first, await second
             assert set(await one()) == set(PREFETCH_TEMPLATES)  # a slot is free again
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_the_app_fetches_with_one_client_for_its_lifetime(
@@ -786,7 +787,7 @@ def test_the_app_fetches_with_one_client_for_its_lifetime(
             assert len(clients) == 1
             assert clients[0].is_closed
 
-    asyncio.run(run())
+    run_async(run())
     transport = clients[0]._transport
     assert isinstance(transport, Http11Pool)
     assert transport.limits.max_connections == 3 * len(PREFETCH_TEMPLATES)

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from nkr._devserver import free_port
 from nkr.fhir._transport import Http11Pool
+from tests._async import run_async
 
 # (connection number, request number on it, raw request head) -> bytes to send, or None to
 # hang up without answering.
@@ -135,7 +136,7 @@ def run(coro: Callable[[httpx.AsyncClient], object], **limits: float | None) -> 
             assert asyncio.iscoroutine(result)
             return await result
 
-    return asyncio.run(main())
+    return run_async(main())
 
 
 def test_connections_are_kept_alive(serve: Callable[..., RawServer]) -> None:
@@ -362,4 +363,4 @@ def test_tls_certificates_are_verified(
                 with pytest.raises(httpx.ConnectError):
                     await client.get(server.url)
 
-    asyncio.run(main())
+    run_async(main())

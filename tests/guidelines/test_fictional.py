@@ -4,7 +4,6 @@ the proof that the guideline interface is complete."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import re
@@ -23,6 +22,7 @@ from nkr._cli import main
 from nkr._package import MEMBERS, Registry, discover, registry
 from nkr._settings import Settings
 from nkr.cdshooks._feedback import topic_label
+from tests._async import run_async
 from tests.guidelines.install import FICTIONAL_ID, FICTIONAL_ROOT, LUMBAR_ID, add_to_path
 
 if TYPE_CHECKING:
@@ -352,7 +352,7 @@ def http(tmp_path: Path, *calls: Call, known: Registry | None = None) -> list[ht
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
             return [await call(c) for call in calls]
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def get(path: str) -> Call:
