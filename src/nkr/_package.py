@@ -33,6 +33,7 @@ from nkr._settings import DEFAULT_GUIDELINE
 
 if TYPE_CHECKING:
     from nkr._texts import Texts
+    from nkr.audit._model import Episode, Indicator
     from nkr.cdshooks._kit import CardKit
     from nkr.fhir._read import PatientRecord
     from nkr.fhir._reading import FhirReading
@@ -102,6 +103,19 @@ class GuidelinePackage(Protocol):
     def read_record(self, record: PatientRecord, on: dt.date) -> FhirReading:
         """The patient's typed FHIR record as this guideline's case (or None with notes on
         why), with notes on how the record was read and the draft orders it recognises."""
+        ...
+
+    # -- population audit ------------------------------------------------------------------
+
+    @property
+    def indicators(self) -> tuple[Indicator, ...]:
+        """The quality indicators the audit computes, from the guideline's data."""
+        ...
+
+    def judge(self, record: PatientRecord, patient: str) -> tuple[Episode, ...]:
+        """The episodes of care in one patient's whole record (``patient``: its reference,
+        ``Patient/ID``), each judged as the cards would on its assessment date; raises
+        :class:`~nkr.InputError` located in ``record`` on a value that cannot be right."""
         ...
 
     # -- CDS Hooks -------------------------------------------------------------------------
