@@ -32,6 +32,7 @@ from nkr._guideline import Guideline, Lang, Localized
 from nkr._settings import DEFAULT_GUIDELINE
 
 if TYPE_CHECKING:
+    from nkr._synth import Synthesis
     from nkr._texts import Texts
     from nkr.audit._model import Episode, Indicator
     from nkr.cdshooks._kit import CardKit
@@ -148,6 +149,14 @@ class GuidelinePackage(Protocol):
     @property
     def samples(self) -> Mapping[str, Sample]:
         """Sample patients as FHIR resources, for the integrators' page."""
+        ...
+
+    # -- population audit ----------------------------------------------------------------
+
+    @property
+    def synthesis(self) -> Synthesis:
+        """The plan of ``nkr synth``: synthetic patients as FHIR resources, with what an
+        audit of them must find (decided by the plan, never read back)."""
         ...
 
 

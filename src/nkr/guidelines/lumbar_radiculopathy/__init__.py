@@ -28,6 +28,7 @@ from nkr.guidelines.lumbar_radiculopathy.case import CASE_FORMAT_VERSION, Case, 
 from nkr.guidelines.lumbar_radiculopathy.rules import RULES, Course, evaluate
 
 if TYPE_CHECKING:
+    from nkr._synth import Synthesis
     from nkr.audit._model import Episode, Indicator
     from nkr.cdshooks._kit import CardKit
     from nkr.fhir._read import PatientRecord
@@ -226,6 +227,17 @@ class LumbarRadiculopathy:
         from nkr.guidelines.lumbar_radiculopathy import web
 
         return web.samples()
+
+    # -- population audit (nkr.guidelines.lumbar_radiculopathy.synth) --------------------
+
+    @cached_property
+    def synthesis(self) -> Synthesis:
+        from nkr.guidelines.lumbar_radiculopathy.synth import LumbarSynthesis
+
+        scope = self.content.scope
+        return LumbarSynthesis(
+            scope.max_symptom_days, scope.min_age_years, self.options.pain_threshold
+        )
 
 
 def package(env: Mapping[str, str] | None = None) -> LumbarRadiculopathy:

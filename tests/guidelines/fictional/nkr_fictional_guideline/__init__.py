@@ -73,6 +73,7 @@ class FictionalGuideline:
     form = cached_property(adapters.form)
     handout = cached_property(adapters.handout)
     samples = cached_property(adapters.samples)
+    synthesis = cached_property(adapters.synthesis)
 
 
 def package(env: Mapping[str, str]) -> FictionalGuideline:

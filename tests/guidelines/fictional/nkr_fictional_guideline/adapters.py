@@ -12,12 +12,14 @@ handout (``handout.toml``) and one sample patient (``samples/``).
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from nkr import Assessment, Lang, Localized, RecStatus, ServiceSpec
+from nkr._synth import Sink
 from nkr.audit._indicators import load_indicators
 from nkr.audit._model import Episode, Indicator
 from nkr.fhir._read import (
@@ -243,3 +245,41 @@ def handout(package: FictionalGuideline) -> Handout:
 
 def samples(package: FictionalGuideline) -> Mapping[str, Sample]:
     return load_samples(SAMPLES_DIR)
+
+
+# -- population audit ------------------------------------------------------------------------
+
+
+class FictionalSynthesis:
+    """The fictional plan of ``nkr synth`` (:class:`nkr._synth.Synthesis`): each patient a
+    Patient and one to three scores in ``fiktiv-score`` in 2024; an episode starts at the
+    first score. No indicators and no exclusions."""
+
+    indicators: tuple[str, ...] = ()
+    exclusions: tuple[str, ...] = ()
+    transaction_time = "2025-01-01T00:00:00Z"
+
+    def shared(self, sink: Sink) -> None:
+        pass
+
+    def patients(self, rng: random.Random, first: int, count: int, sink: Sink) -> None:
+        start = dt.date(2024, 1, 1).toordinal()
+        for index in range(first, first + count):
+            pid = f"f{index}"
+            sink.lines("Patient").append(
+                f'{{"resourceType":"Patient","id":"{pid}","birthDate":"{1940 + index % 60}"}}'
+            )
+            days = sorted(rng.sample(range(start, start + 360), 1 + int(rng.random() * 3)))
+            for k, day in enumerate(days):
+                sink.lines("Observation").append(
+                    f'{{"resourceType":"Observation","id":"{pid}-{k}","status":"final",'
+                    '"code":{"coding":[{"system":"urn:nkr:test:fiktiv","code":"score"}]},'
+                    f'"subject":{{"reference":"Patient/{pid}"}},'
+                    f'"effectiveDateTime":"{dt.date.fromordinal(day).isoformat()}",'
+                    f'"valueInteger":{int(rng.random() * 11)}}}'
+                )
+            sink.expect(f"Patient/{pid}", None, dt.date.fromordinal(days[0]), None)
+
+
+def synthesis(package: FictionalGuideline) -> FictionalSynthesis:
+    return FictionalSynthesis()
