@@ -40,7 +40,7 @@ from nkr.fhir._read import BY_TYPE
 # Rows (lines) per batch handed to a worker: a few thousand patients.
 BATCH_ROWS: Final = 32_768
 # The longest line read (a resource with a large attachment), in bytes.
-MAX_LINE: Final = 256 * 1024 * 1024
+MAX_LINE: Final = 16 * 1024 * 1024
 # A line's kind, as the scan sorts them: a patient's resource first, then the problems.
 OK, MALFORMED, UNKNOWN_TYPE, NO_PATIENT, SHARED = 0, 1, 2, 3, 4
 _DETAIL: Final = {
