@@ -100,4 +100,4 @@ def audit(
         )
         for p in s["problems"][:5]:
             console.print(f"  {p['file']}:{p['line']}: {p['kind']}: {p['problem']}", soft_wrap=True)
-    console.print(f"outputs: {out}")
+    console.print(f"outputs: {out}", soft_wrap=True)
