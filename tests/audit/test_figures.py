@@ -52,7 +52,9 @@ WILSON = [
 
 
 @pytest.mark.parametrize(("x", "n", "low", "high"), WILSON)
-def test_the_wilson_interval_is_as_computed_by_hand(x: int, n: int, low: float, high: float) -> None:
+def test_the_wilson_interval_is_as_computed_by_hand(
+    x: int, n: int, low: float, high: float
+) -> None:
     found = _run(_measured(("a", "Organization/1", x, n)), 0, ["a"])
     f = found[("a", "overall", "")]
     assert (f.numerator, f.denominator) == (x, n)  # type: ignore[attr-defined]
@@ -84,6 +86,8 @@ def test_small_cells_are_suppressed_with_their_complements() -> None:
 
 
 def test_the_figures_follow_the_guidelines_order_of_indicators() -> None:
-    found = _run(_measured(("z", "Organization/1", 1, 2), ("a", "Organization/1", 1, 2)), 0, ["z", "a"])
+    found = _run(
+        _measured(("z", "Organization/1", 1, 2), ("a", "Organization/1", 1, 2)), 0, ["z", "a"]
+    )
     assert [k[0] for k in found] == ["z", "z", "z", "a", "a", "a"]
     assert [k[1] for k in found][:3] == ["overall", "month", "organization"]

@@ -71,7 +71,7 @@ def test_bad_lines_are_counted_and_reported_with_file_and_line(tmp_path: Path) -
             b'{"resourceType": "Conditions", "subject": {"reference": "Patient/a"}}',  # line 3
             b'{"resourceType": "Condition", "id": "x"}',  # line 4: no patient
             _diagnosis("b", "2025-02-10"),
-            b'[1, 2]',  # line 6: JSON, but no resource
+            b"[1, 2]",  # line 6: JSON, but no resource
             _diagnosis("c", "2025-02-11"),
             _diagnosis("d", "2025-02-12"),
         ],
@@ -134,7 +134,8 @@ def test_a_manifest_with_relative_and_file_urls(tmp_path: Path) -> None:
 def _one_line_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
     return err
 
 
@@ -238,4 +239,6 @@ def test_the_audit_works_for_the_fictional_guideline(tmp_path: Path) -> None:
     figures = (out / "figures.csv").read_text().splitlines()
     assert "fiktiv-hoej-score,overall,,2,3,0.6666666666666666," in "\n".join(figures)
     assert any(line.startswith("fiktiv-hoej-score,month,2025-01,1,2,") for line in figures)
-    assert any(line.startswith("fiktiv-hoej-score,organization,Organization/o1,2,3,") for line in figures)
+    assert any(
+        line.startswith("fiktiv-hoej-score,organization,Organization/o1,2,3,") for line in figures
+    )
