@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from nkr._cpg import CpgSpec
     from nkr._synth import Synthesis
     from nkr._texts import Texts
+    from nkr.audit._model import Episode, Indicator
     from nkr.cdshooks._kit import CardKit
     from nkr.fhir._read import PatientRecord
     from nkr.fhir._reading import FhirReading
@@ -110,6 +111,19 @@ class GuidelinePackage(Protocol):
     def cpg(self) -> CpgSpec:
         """The guideline as computable FHIR artifacts (HL7 CPG): the activities its
         recommendations act on and its rating system (``cpg.toml``, :mod:`nkr._cpg`)."""
+        ...
+
+    # -- population audit ------------------------------------------------------------------
+
+    @property
+    def indicators(self) -> tuple[Indicator, ...]:
+        """The quality indicators the audit computes, from the guideline's data."""
+        ...
+
+    def judge(self, record: PatientRecord, patient: str) -> tuple[Episode, ...]:
+        """The episodes of care in one patient's whole record (``patient``: its reference,
+        ``Patient/ID``), each judged as the cards would on its assessment date; raises
+        :class:`~nkr.InputError` located in ``record`` on a value that cannot be right."""
         ...
 
     # -- CDS Hooks -------------------------------------------------------------------------

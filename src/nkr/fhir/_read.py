@@ -53,6 +53,10 @@ class Quantity(Struct, gc=False):
     value: int | float | None = None
 
 
+class Reference(Struct, gc=False):
+    reference: str | None = None
+
+
 # -- resources ----------------------------------------------------------------------------------
 
 
@@ -66,6 +70,7 @@ class Resource(Struct, tag_field="resourceType", gc=False):
 
 class Patient(Resource, tag="Patient"):
     birthDate: str | None = None
+    managingOrganization: Reference | None = None
 
 
 class Condition(Resource, tag="Condition"):
@@ -91,11 +96,15 @@ class Observation(Resource, tag="Observation"):
 class Procedure(Resource, tag="Procedure"):
     status: str | None = None
     code: CodeableConcept | None = None
+    performedDateTime: str | None = None
+    performedPeriod: Period | None = None
 
 
 class ServiceRequest(Resource, tag="ServiceRequest"):
     status: str | None = None
     code: CodeableConcept | None = None
+    authoredOn: str | None = None
+    occurrenceDateTime: str | None = None
 
 
 class MedicationRequest(Resource, tag="MedicationRequest"):
@@ -365,7 +374,7 @@ def _prefetch_error(body: bytes) -> InputError:
     return InputError("$.prefetch", "not a mapping of keys to FHIR resources")  # pragma: no cover
 
 
-def decode_resource(data: bytes | Mapping[str, Any], where: str = "$") -> Any:
+def decode_resource(data: bytes | memoryview | Mapping[str, Any], where: str = "$") -> Any:
     """One resource (JSON bytes, or already parsed), typed; InputError located at ``where``."""
     try:
         if isinstance(data, bytes | bytearray | memoryview):
@@ -516,6 +525,37 @@ def record_from_resources(
     return PatientRecord(patient[0] if patient else None, by_type, drafts, lambda: located)
 
 
+def record_from_lines(
+    lines: Sequence[bytes | memoryview],
+) -> tuple[PatientRecord, list[tuple[int, InputError]]]:
+    """The record of one patient's lines of a bulk export (NDJSON, a resource a line), and
+    each line that does not decode as a FHIR R4 resource, by its index, with its error (it is
+    left out of the record). The resource of line ``i`` is located at ``$[i]``; locations are
+    built only when asked for (this runs once for every patient of an export)."""
+    resources: list[Any] = []
+    index: list[int] = []
+    errors: list[tuple[int, InputError]] = []
+    decode = _RESOURCE.decode
+    for i, line in enumerate(lines):
+        try:
+            resources.append(decode(line))
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            try:
+                decode_resource(line)
+            except InputError as exc:
+                errors.append((i, exc))
+            continue
+        index.append(i)
+    by_type: dict[type[Resource], list[Any]] = {}
+    patient: list[Patient] = []
+    _group(resources, by_type, patient)
+
+    def sources() -> Iterable[tuple[str, Any]]:
+        return ((f"$[{i}]", r) for i, r in zip(index, resources, strict=True))
+
+    return PatientRecord(patient[0] if patient else None, by_type, (), sources), errors
+
+
 # -- codes --------------------------------------------------------------------------------------
 
 
@@ -659,3 +699,90 @@ def first_day(value: str, path: Where) -> dt.date:
         except ValueError:
             pass
     return read_datetime(value, path).date()
+
+
+# -- what a record held on a day ----------------------------------------------------------------
+
+
+def _condition_date(c: Condition) -> tuple[str | None, str]:
+    if c.onsetDateTime is not None:
+        return c.onsetDateTime, "onsetDateTime"
+    if c.onsetPeriod is not None and c.onsetPeriod.start is not None:
+        return c.onsetPeriod.start, "onsetPeriod.start"
+    return c.recordedDate, "recordedDate"
+
+
+def _observation_date(o: Observation) -> tuple[str | None, str]:
+    if o.effectiveDateTime is not None:
+        return o.effectiveDateTime, "effectiveDateTime"
+    if o.effectiveInstant is not None:
+        return o.effectiveInstant, "effectiveInstant"
+    period = o.effectivePeriod
+    if period is not None and period.end is not None:
+        return period.end, "effectivePeriod.end"
+    if period is not None and period.start is not None:
+        return period.start, "effectivePeriod.start"
+    return o.issued, "issued"
+
+
+def _procedure_date(p: Procedure) -> tuple[str | None, str]:
+    if p.performedDateTime is not None:
+        return p.performedDateTime, "performedDateTime"
+    if p.performedPeriod is not None:
+        return p.performedPeriod.start, "performedPeriod.start"
+    return None, ""
+
+
+def _request_date(r: ServiceRequest) -> tuple[str | None, str]:
+    if r.authoredOn is not None:
+        return r.authoredOn, "authoredOn"
+    return r.occurrenceDateTime, "occurrenceDateTime"
+
+
+# The field that dates each resource type (a period: its end when the period is an
+# observation's, as the pain score is ordered by it; a procedure's: its start).
+_DATED_BY: Final[Mapping[type[Resource], Callable[[Any], tuple[str | None, str]]]] = {
+    Condition: _condition_date,
+    Observation: _observation_date,
+    Procedure: _procedure_date,
+    ServiceRequest: _request_date,
+}
+
+
+def resource_day(record: PatientRecord, resource: Resource) -> dt.date | None:
+    """The day a resource is dated by, as written (the date part: the clinic's day), or
+    None when it is undated or of a type that is not dated here. A Condition by its onset
+    (``onsetDateTime``, else ``onsetPeriod.start``), else ``recordedDate``; an Observation by
+    ``effective[x]``, else ``issued``; a Procedure by ``performedDateTime``, else
+    ``performedPeriod.start``; a ServiceRequest by ``authoredOn``, else
+    ``occurrenceDateTime``. InputError at the field when the date is not a FHIR date."""
+    dated = _DATED_BY.get(type(resource))
+    if dated is None:
+        return None
+    value, field = dated(resource)
+    if value is None:
+        return None
+    if len(value) >= 10 and _QUICK.fullmatch(value) is not None:
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            pass  # an impossible date: first_day says where
+    return first_day(value, (record, resource, field))
+
+
+def known_on(record: PatientRecord, on: dt.date) -> PatientRecord:
+    """The record as it stood on ``on``: each resource dated on or before that day (by
+    :func:`resource_day`), and every undated one. Locations stay those of ``record``."""
+    by_type: dict[type[Resource], list[Any]] = {}
+    for kind, resources in record._by_type.items():
+        if kind not in _DATED_BY:
+            by_type[kind] = resources
+            continue
+        kept = []
+        for resource in resources:
+            day = resource_day(record, resource)
+            if day is None or day <= on:
+                kept.append(resource)
+        if kept:
+            by_type[kind] = kept
+    return PatientRecord(record.patient, by_type, record.draft_orders, record._sources)

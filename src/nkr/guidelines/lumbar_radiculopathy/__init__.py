@@ -30,10 +30,12 @@ from nkr.guidelines.lumbar_radiculopathy.rules import RULES, Course, evaluate
 
 if TYPE_CHECKING:
     from nkr._synth import Synthesis
+    from nkr.audit._model import Episode, Indicator
     from nkr.cdshooks._kit import CardKit
     from nkr.fhir._read import PatientRecord
     from nkr.fhir._reading import FhirReading
     from nkr.fhir._valuesets import ValueSets
+    from nkr.guidelines.lumbar_radiculopathy.audit import Measures
     from nkr.web._spec import FormSpec, Handout, Sample
 
 HERE: Final = Path(__file__).parent
@@ -171,6 +173,34 @@ class LumbarRadiculopathy:
             fhir.read_record,
             valuesets=self.valuesets,
             pain_threshold=self.options.pain_threshold,
+        )
+
+    # -- population audit (nkr.guidelines.lumbar_radiculopathy.audit) --------------------
+
+    @cached_property
+    def indicators(self) -> tuple[Indicator, ...]:
+        return self._measures.indicators
+
+    @cached_property
+    def _measures(self) -> Measures:
+        from nkr.guidelines.lumbar_radiculopathy import audit
+
+        return audit.load_measures(self.content)
+
+    def judge(self, record: PatientRecord, patient: str) -> tuple[Episode, ...]:
+        return self._judge(record, patient)
+
+    @cached_property
+    def _judge(self) -> Callable[[PatientRecord, str], tuple[Episode, ...]]:
+        from nkr.guidelines.lumbar_radiculopathy import audit
+
+        return functools.partial(
+            audit.judge,
+            content=self.content,
+            valuesets=self.valuesets,
+            read=self._reader,
+            evaluate=self.evaluate,
+            measures=self._measures,
         )
 
     # -- CDS Hooks (nkr.guidelines.lumbar_radiculopathy.cards) ---------------------------

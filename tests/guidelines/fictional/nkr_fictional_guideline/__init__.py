@@ -71,6 +71,8 @@ class FictionalGuideline:
     valuesets = cached_property(adapters.valuesets)
     prefetch = adapters.PREFETCH
     read_record = adapters.read_record
+    indicators = cached_property(adapters.indicators)
+    judge = adapters.judge
     services = cached_property(adapters.services)
     cards = adapters.cards
     topic_label = adapters.topic_label

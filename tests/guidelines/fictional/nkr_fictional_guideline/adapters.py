@@ -21,12 +21,16 @@ from typing import TYPE_CHECKING, Final
 from nkr import Assessment, Lang, Localized, RecStatus, ServiceSpec
 from nkr._assessment import Term
 from nkr._synth import Sink
+from nkr.audit._indicators import load_indicators
+from nkr.audit._model import Episode, Indicator
 from nkr.fhir._read import (
     Observation,
     PatientRecord,
     ServiceRequest,
     first_day,
+    known_on,
     read_date,
+    resource_day,
 )
 from nkr.fhir._reading import DraftOrder, FhirReading, Note
 from nkr.fhir._valuesets import ValueSets, load_valuesets
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 HERE: Final = Path(__file__).parent
 VALUESET_DIR: Final = HERE / "valuesets"
 HANDOUT_FILE: Final = HERE / "handout.toml"
+INDICATORS_FILE: Final = HERE / "indicators.toml"
 SAMPLES_DIR: Final = HERE / "samples"
 SCORE_VALUESET: Final = "fiktiv-score"
 PILL_VALUESET: Final = "fiktiv-pille"
@@ -133,6 +138,52 @@ def read_record(package: FictionalGuideline, record: PatientRecord, on: dt.date)
         (("score", score), ("date", latest.isoformat()), ("first", first.isoformat())),
     )
     return FhirReading(case, (note,), pills)
+
+
+# -- population audit ------------------------------------------------------------------------
+
+
+def indicators(package: FictionalGuideline) -> tuple[Indicator, ...]:
+    return tuple(i for i, _ in load_indicators(INDICATORS_FILE, package.content))
+
+
+def judge(package: FictionalGuideline, record: PatientRecord, patient: str) -> tuple[Episode, ...]:
+    """One episode from the first dated score, assessed a scope's length later: the one
+    indicator's numerator is a follow-up that is called for on that day (due or overdue)."""
+    days = [
+        day
+        for o in record.of(Observation)
+        if SCORE_VALUESET in package.valuesets.ids_in(o.code)
+        and (day := resource_day(record, o)) is not None
+    ]
+    if not days:
+        return ()
+    start = min(days)
+    on = start + dt.timedelta(days=package.content.scope.max_symptom_days)
+    reading = package.read_record(known_on(record, on), on)
+    exclusion: str | None = "no-birth-date"
+    statuses: dict[str, str] = {}
+    if reading.case is not None:
+        assessment = package.evaluate(reading.case, on)
+        statuses = {r.recommendation.id: r.status.value for r in assessment.results}
+        exclusion = None if assessment.in_scope else "under-18"
+    (indicator,) = package.indicators
+    called_for = statuses.get(FOLLOW_UP) in (RecStatus.DUE, RecStatus.OVERDUE)
+    in_scope = exclusion is None
+    managing = None if record.patient is None else record.patient.managingOrganization
+    return (
+        Episode(
+            patient=patient,
+            organization=None if managing is None else managing.reference,
+            start=start,
+            assessed_on=on,
+            in_scope=in_scope,
+            exclusion=exclusion,
+            statuses=statuses,
+            denominators=frozenset({indicator.id} if in_scope else ()),
+            numerators=frozenset({indicator.id} if in_scope and called_for else ()),
+        ),
+    )
 
 
 # -- CDS Hooks -------------------------------------------------------------------------------
