@@ -8,7 +8,6 @@ red flag)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 from nkr._cli import main
 from nkr._package import registry
+from tests._async import run_async
 from tests.cases import fhir
 from tests.cases.runners import _at, _client
 from tests.cases.table import CASES, TableCase
@@ -113,7 +113,7 @@ def _cds_cards(
                 f"{c['source']['topic']['code']}:{c['indicator']}" for c in response.json()["cards"]
             ]
 
-    return asyncio.run(call())
+    return run_async(call())
 
 
 @pytest.mark.parametrize("case", FHIR_CASES)

@@ -16,6 +16,8 @@ SUFFIXES = (".ndjson", ".ndjson.gz")
 
 
 def _readable(path: Path, shown: str) -> Path:
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{shown}: cannot read (a link to a missing file)")
     if not path.is_file():
         raise InputError(f"{shown}: no such file")
     if not os.access(path, os.R_OK):
@@ -31,7 +33,8 @@ def source_files(source: Path) -> tuple[Path, ...]:
     if source.is_dir():
         if not os.access(source, os.R_OK | os.X_OK):
             raise InputError(f"{source}: cannot read the folder (permission denied)")
-        files = sorted(p for p in source.iterdir() if p.is_file() and p.name.endswith(SUFFIXES))
+        # Every entry by its name (a file that cannot be read is reported, never passed over).
+        files = sorted(p for p in source.iterdir() if p.name.endswith(SUFFIXES) and not p.is_dir())
         if not files:
             raise InputError(f"{source}: no .ndjson or .ndjson.gz files in the folder")
         return tuple(_readable(p, str(p)) for p in files)
