@@ -1,0 +1,38 @@
+"""Reading an export in Spark: every line, with the real file and line number, however Spark
+splits the files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+from nkr.audit._spark import read_lines
+
+
+def test_lines_keep_their_file_and_number_across_blocks(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    big = tmp_path / "Observation.ndjson"
+    # About 1.2 MB: read in several blocks of 256 kB below, each numbered on its own.
+    big.write_text("".join(f'{{"n":{n},"pad":"{"x" * 60}"}}\n' for n in range(1, 16_001)))
+    small = tmp_path / "Patient.ndjson.gz"
+    with gzip.open(small, "wt") as f:
+        f.write('{"n":1}\n\n{"n":3}\n')
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(256 * 1024))
+    try:
+        lines = read_lines(spark, [str(big), str(small)])
+        assert lines.rdd.getNumPartitions() > 3
+        rows = lines.collect()
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+
+    got = sorted((r["file"], r["line"], r["text"]) for r in rows)
+    want = sorted(
+        [(str(big), n, f'{{"n":{n},"pad":"{"x" * 60}"}}') for n in range(1, 16_001)]
+        + [(str(small), 1, '{"n":1}'), (str(small), 2, ""), (str(small), 3, '{"n":3}')]
+    )
+    assert got == want
