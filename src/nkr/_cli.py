@@ -360,6 +360,32 @@ def feedback_report_command(
     console.print(table)
 
 
+@app.command("synth")
+def synth_command(
+    patients: Annotated[int, typer.Option("--patients", help="Number of patients.")],
+    out: Annotated[Path, typer.Option("--out", help="New (or empty) folder for the export.")],
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed: the same one gives the same files.")
+    ] = 1,
+    guideline: GuidelineOption = None,
+    problems: Annotated[
+        bool, typer.Option("--problems", help="Add malformed lines and bad resources.")
+    ] = False,
+    gzip: Annotated[bool, typer.Option("--gzip", help="Write .ndjson.gz files.")] = False,
+) -> None:
+    """Write a synthetic FHIR Bulk Data export with the ground truth an audit must find."""
+    from nkr._synth import synthesize
+
+    package = _package(guideline)
+    written = synthesize(
+        package.synthesis, package.id, patients, out, seed=seed, problems=problems, compress=gzip
+    )
+    sys.stdout.write(
+        f"{written.truth['patients']} patients, {written.resources} resources in "
+        f"{len(written.counts)} files: {out}\n"
+    )
+
+
 @app.command("serve")
 def serve_command(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",

@@ -32,7 +32,9 @@ from nkr._guideline import Guideline, Lang, Localized
 from nkr._settings import DEFAULT_GUIDELINE
 
 if TYPE_CHECKING:
+    from nkr._synth import Synthesis
     from nkr._texts import Texts
+    from nkr.audit._model import Episode, Indicator
     from nkr.cdshooks._kit import CardKit
     from nkr.fhir._read import PatientRecord
     from nkr.fhir._reading import FhirReading
@@ -104,6 +106,19 @@ class GuidelinePackage(Protocol):
         why), with notes on how the record was read and the draft orders it recognises."""
         ...
 
+    # -- population audit ------------------------------------------------------------------
+
+    @property
+    def indicators(self) -> tuple[Indicator, ...]:
+        """The quality indicators the audit computes, from the guideline's data."""
+        ...
+
+    def judge(self, record: PatientRecord, patient: str) -> tuple[Episode, ...]:
+        """The episodes of care in one patient's whole record (``patient``: its reference,
+        ``Patient/ID``), each judged as the cards would on its assessment date; raises
+        :class:`~nkr.InputError` located in ``record`` on a value that cannot be right."""
+        ...
+
     # -- CDS Hooks -------------------------------------------------------------------------
 
     @property
@@ -134,6 +149,14 @@ class GuidelinePackage(Protocol):
     @property
     def samples(self) -> Mapping[str, Sample]:
         """Sample patients as FHIR resources, for the integrators' page."""
+        ...
+
+    # -- population audit ----------------------------------------------------------------
+
+    @property
+    def synthesis(self) -> Synthesis:
+        """The plan of ``nkr synth``: synthetic patients as FHIR resources, with what an
+        audit of them must find (decided by the plan, never read back)."""
         ...
 
 

@@ -53,6 +53,10 @@ class Quantity(Struct, gc=False):
     value: int | float | None = None
 
 
+class Reference(Struct, gc=False):
+    reference: str | None = None
+
+
 # -- resources ----------------------------------------------------------------------------------
 
 
@@ -66,6 +70,7 @@ class Resource(Struct, tag_field="resourceType", gc=False):
 
 class Patient(Resource, tag="Patient"):
     birthDate: str | None = None
+    managingOrganization: Reference | None = None
 
 
 class Condition(Resource, tag="Condition"):
@@ -91,11 +96,15 @@ class Observation(Resource, tag="Observation"):
 class Procedure(Resource, tag="Procedure"):
     status: str | None = None
     code: CodeableConcept | None = None
+    performedDateTime: str | None = None
+    performedPeriod: Period | None = None
 
 
 class ServiceRequest(Resource, tag="ServiceRequest"):
     status: str | None = None
     code: CodeableConcept | None = None
+    authoredOn: str | None = None
+    occurrenceDateTime: str | None = None
 
 
 class MedicationRequest(Resource, tag="MedicationRequest"):
@@ -646,3 +655,85 @@ def first_day(value: str, path: Where) -> dt.date:
         except ValueError:
             pass
     return read_datetime(value, path).date()
+
+
+# -- what a record held on a day ----------------------------------------------------------------
+
+
+def _condition_date(c: Condition) -> tuple[str | None, str]:
+    if c.onsetDateTime is not None:
+        return c.onsetDateTime, "onsetDateTime"
+    if c.onsetPeriod is not None and c.onsetPeriod.start is not None:
+        return c.onsetPeriod.start, "onsetPeriod.start"
+    return c.recordedDate, "recordedDate"
+
+
+def _observation_date(o: Observation) -> tuple[str | None, str]:
+    if o.effectiveDateTime is not None:
+        return o.effectiveDateTime, "effectiveDateTime"
+    if o.effectiveInstant is not None:
+        return o.effectiveInstant, "effectiveInstant"
+    period = o.effectivePeriod
+    if period is not None and period.end is not None:
+        return period.end, "effectivePeriod.end"
+    if period is not None and period.start is not None:
+        return period.start, "effectivePeriod.start"
+    return o.issued, "issued"
+
+
+def _procedure_date(p: Procedure) -> tuple[str | None, str]:
+    if p.performedDateTime is not None:
+        return p.performedDateTime, "performedDateTime"
+    if p.performedPeriod is not None:
+        return p.performedPeriod.start, "performedPeriod.start"
+    return None, ""
+
+
+def _request_date(r: ServiceRequest) -> tuple[str | None, str]:
+    if r.authoredOn is not None:
+        return r.authoredOn, "authoredOn"
+    return r.occurrenceDateTime, "occurrenceDateTime"
+
+
+# The field that dates each resource type (a period: its end when the period is an
+# observation's, as the pain score is ordered by it; a procedure's: its start).
+_DATED_BY: Final[Mapping[type[Resource], Callable[[Any], tuple[str | None, str]]]] = {
+    Condition: _condition_date,
+    Observation: _observation_date,
+    Procedure: _procedure_date,
+    ServiceRequest: _request_date,
+}
+
+
+def resource_day(record: PatientRecord, resource: Resource) -> dt.date | None:
+    """The day a resource is dated by, as written (the date part: the clinic's day), or
+    None when it is undated or of a type that is not dated here. A Condition by its onset
+    (``onsetDateTime``, else ``onsetPeriod.start``), else ``recordedDate``; an Observation by
+    ``effective[x]``, else ``issued``; a Procedure by ``performedDateTime``, else
+    ``performedPeriod.start``; a ServiceRequest by ``authoredOn``, else
+    ``occurrenceDateTime``. InputError at the field when the date is not a FHIR date."""
+    dated = _DATED_BY.get(type(resource))
+    if dated is None:
+        return None
+    value, field = dated(resource)
+    if value is None:
+        return None
+    return first_day(value, lambda: f"{record.path(resource)}.{field}")
+
+
+def known_on(record: PatientRecord, on: dt.date) -> PatientRecord:
+    """The record as it stood on ``on``: each resource dated on or before that day (by
+    :func:`resource_day`), and every undated one. Locations stay those of ``record``."""
+    by_type: dict[type[Resource], list[Any]] = {}
+    for kind, resources in record._by_type.items():
+        if kind not in _DATED_BY:
+            by_type[kind] = resources
+            continue
+        kept = []
+        for resource in resources:
+            day = resource_day(record, resource)
+            if day is None or day <= on:
+                kept.append(resource)
+        if kept:
+            by_type[kind] = kept
+    return PatientRecord(record.patient, by_type, record.draft_orders, record._sources)

@@ -28,6 +28,8 @@ from nkr.guidelines.lumbar_radiculopathy.case import CASE_FORMAT_VERSION, Case, 
 from nkr.guidelines.lumbar_radiculopathy.rules import RULES, Course, evaluate
 
 if TYPE_CHECKING:
+    from nkr._synth import Synthesis
+    from nkr.audit._model import Episode, Indicator
     from nkr.cdshooks._kit import CardKit
     from nkr.fhir._read import PatientRecord
     from nkr.fhir._reading import FhirReading
@@ -166,6 +168,34 @@ class LumbarRadiculopathy:
             pain_threshold=self.options.pain_threshold,
         )
 
+    # -- population audit (nkr.guidelines.lumbar_radiculopathy.audit) --------------------
+
+    @cached_property
+    def indicators(self) -> tuple[Indicator, ...]:
+        return self._measures.indicators
+
+    @cached_property
+    def _measures(self) -> Any:
+        from nkr.guidelines.lumbar_radiculopathy import audit
+
+        return audit.load_measures(self.content)
+
+    def judge(self, record: PatientRecord, patient: str) -> tuple[Episode, ...]:
+        return self._judge(record, patient)
+
+    @cached_property
+    def _judge(self) -> Callable[[PatientRecord, str], tuple[Episode, ...]]:
+        from nkr.guidelines.lumbar_radiculopathy import audit
+
+        return functools.partial(
+            audit.judge,
+            content=self.content,
+            valuesets=self.valuesets,
+            read=self._reader,
+            evaluate=self.evaluate,
+            measures=self._measures,
+        )
+
     # -- CDS Hooks (nkr.guidelines.lumbar_radiculopathy.cards) ---------------------------
 
     @cached_property
@@ -197,6 +227,17 @@ class LumbarRadiculopathy:
         from nkr.guidelines.lumbar_radiculopathy import web
 
         return web.samples()
+
+    # -- population audit (nkr.guidelines.lumbar_radiculopathy.synth) --------------------
+
+    @cached_property
+    def synthesis(self) -> Synthesis:
+        from nkr.guidelines.lumbar_radiculopathy.synth import LumbarSynthesis
+
+        scope = self.content.scope
+        return LumbarSynthesis(
+            scope.max_symptom_days, scope.min_age_years, self.options.pain_threshold
+        )
 
 
 def package(env: Mapping[str, str] | None = None) -> LumbarRadiculopathy:

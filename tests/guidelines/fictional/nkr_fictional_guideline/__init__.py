@@ -65,12 +65,15 @@ class FictionalGuideline:
     valuesets = cached_property(adapters.valuesets)
     prefetch = adapters.PREFETCH
     read_record = adapters.read_record
+    indicators = cached_property(adapters.indicators)
+    judge = adapters.judge
     services = cached_property(adapters.services)
     cards = adapters.cards
     topic_label = adapters.topic_label
     form = cached_property(adapters.form)
     handout = cached_property(adapters.handout)
     samples = cached_property(adapters.samples)
+    synthesis = cached_property(adapters.synthesis)
 
 
 def package(env: Mapping[str, str]) -> FictionalGuideline:

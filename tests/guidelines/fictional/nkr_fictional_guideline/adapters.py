@@ -12,13 +12,25 @@ handout (``handout.toml``) and one sample patient (``samples/``).
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from nkr import Assessment, Lang, Localized, RecStatus, ServiceSpec
-from nkr.fhir._read import Observation, PatientRecord, Resource, first_day, read_date
+from nkr._synth import Sink
+from nkr.audit._indicators import load_indicators
+from nkr.audit._model import Episode, Indicator
+from nkr.fhir._read import (
+    Observation,
+    PatientRecord,
+    Resource,
+    first_day,
+    known_on,
+    read_date,
+    resource_day,
+)
 from nkr.fhir._reading import FhirReading, Note
 from nkr.fhir._valuesets import ValueSets, load_valuesets
 from nkr.web._spec import (
@@ -45,6 +57,7 @@ if TYPE_CHECKING:
 HERE: Final = Path(__file__).parent
 VALUESET_DIR: Final = HERE / "valuesets"
 HANDOUT_FILE: Final = HERE / "handout.toml"
+INDICATORS_FILE: Final = HERE / "indicators.toml"
 SAMPLES_DIR: Final = HERE / "samples"
 SCORE_VALUESET: Final = "fiktiv-score"
 SERVICE_ID: Final = "test-fiktiv-patient-view"
@@ -119,6 +132,50 @@ def read_record(package: FictionalGuideline, record: PatientRecord, on: dt.date)
     return FhirReading(case, (note,), ())
 
 
+# -- population audit ------------------------------------------------------------------------
+
+
+def indicators(package: FictionalGuideline) -> tuple[Indicator, ...]:
+    return tuple(i for i, _ in load_indicators(INDICATORS_FILE, package.content))
+
+
+def judge(package: FictionalGuideline, record: PatientRecord, patient: str) -> tuple[Episode, ...]:
+    """One episode from the first dated score, assessed a scope's length later: the one
+    indicator's numerator is a follow-up that is called for on that day (due or overdue)."""
+    days = [
+        day
+        for o in record.of(Observation)
+        if SCORE_VALUESET in package.valuesets.ids_in(o.code)
+        and (day := resource_day(record, o)) is not None
+    ]
+    if not days:
+        return ()
+    start = min(days)
+    on = start + dt.timedelta(days=package.content.scope.max_symptom_days)
+    reading = package.read_record(known_on(record, on), on)
+    exclusion, statuses = "no-birth-date", {}
+    if reading.case is not None:
+        assessment = package.evaluate(reading.case, on)
+        statuses = {r.recommendation.id: r.status.value for r in assessment.results}
+        exclusion = None if assessment.in_scope else "under-18"
+    (indicator,) = package.indicators
+    called_for = statuses.get(FOLLOW_UP) in (RecStatus.DUE, RecStatus.OVERDUE)
+    in_scope = exclusion is None
+    return (
+        Episode(
+            patient=patient,
+            organization=None,
+            start=start,
+            assessed_on=on,
+            in_scope=in_scope,
+            exclusion=exclusion,
+            statuses=statuses,
+            denominators=frozenset({indicator.id} if in_scope else ()),
+            numerators=frozenset({indicator.id} if in_scope and called_for else ()),
+        ),
+    )
+
+
 # -- CDS Hooks -------------------------------------------------------------------------------
 
 
@@ -188,3 +245,41 @@ def handout(package: FictionalGuideline) -> Handout:
 
 def samples(package: FictionalGuideline) -> Mapping[str, Sample]:
     return load_samples(SAMPLES_DIR)
+
+
+# -- population audit ------------------------------------------------------------------------
+
+
+class FictionalSynthesis:
+    """The fictional plan of ``nkr synth`` (:class:`nkr._synth.Synthesis`): each patient a
+    Patient and one to three scores in ``fiktiv-score`` in 2024; an episode starts at the
+    first score. No indicators and no exclusions."""
+
+    indicators: tuple[str, ...] = ()
+    exclusions: tuple[str, ...] = ()
+    transaction_time = "2025-01-01T00:00:00Z"
+
+    def shared(self, sink: Sink) -> None:
+        pass
+
+    def patients(self, rng: random.Random, first: int, count: int, sink: Sink) -> None:
+        start = dt.date(2024, 1, 1).toordinal()
+        for index in range(first, first + count):
+            pid = f"f{index}"
+            sink.lines("Patient").append(
+                f'{{"resourceType":"Patient","id":"{pid}","birthDate":"{1940 + index % 60}"}}'
+            )
+            days = sorted(rng.sample(range(start, start + 360), 1 + int(rng.random() * 3)))
+            for k, day in enumerate(days):
+                sink.lines("Observation").append(
+                    f'{{"resourceType":"Observation","id":"{pid}-{k}","status":"final",'
+                    '"code":{"coding":[{"system":"urn:nkr:test:fiktiv","code":"score"}]},'
+                    f'"subject":{{"reference":"Patient/{pid}"}},'
+                    f'"effectiveDateTime":"{dt.date.fromordinal(day).isoformat()}",'
+                    f'"valueInteger":{int(rng.random() * 11)}}}'
+                )
+            sink.expect(f"Patient/{pid}", None, dt.date.fromordinal(days[0]), None)
+
+
+def synthesis(package: FictionalGuideline) -> FictionalSynthesis:
+    return FictionalSynthesis()
