@@ -205,9 +205,9 @@ def scan(
             config={
                 "memory_limit": memory_limit,
                 "temp_directory": spill,
-                "enable_progress_bar": False,
             }
         )
+        con.execute("SET enable_progress_bar = false")
         try:
             reader = con.sql(lines_sql(files)).to_arrow_reader(BATCH_ROWS)
             pending: deque[Future[Any]] = deque()

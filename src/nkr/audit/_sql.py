@@ -47,7 +47,9 @@ def figures_sql(
     if end is not None:
         where.append(f"start <= DATE '{end.isoformat()}'")
     selected = f"SELECT * FROM {table}" + (f" WHERE {' AND '.join(where)}" if where else "")
-    z = repr(Z)
+    # A DOUBLE in both engines (a plain literal is a DECIMAL, whose arithmetic they round
+    # differently): the same IEEE operations in the same order give the same bits.
+    z = f"CAST({Z!r} AS DOUBLE)"
     return f"""
 WITH measured AS ({selected}),
 counts AS (
