@@ -386,6 +386,51 @@ def synth_command(
     )
 
 
+class AuditEngine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+@app.command("audit")
+def audit_command(
+    source: Annotated[
+        Path, typer.Argument(help="A folder of .ndjson/.ndjson.gz files or a Bulk Data manifest.")
+    ],
+    date_from: Annotated[
+        str | None, typer.Option("--from", help="First episode start, YYYY-MM-DD.")
+    ] = None,
+    date_to: Annotated[
+        str | None, typer.Option("--to", help="Last episode start, YYYY-MM-DD.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the outputs.")] = Path("audit"),
+    engine: Annotated[
+        AuditEngine, typer.Option("--engine", help="duckdb (default) or spark.")
+    ] = AuditEngine.duckdb,
+    guideline: GuidelineOption = None,
+    min_cell: Annotated[
+        int | None,
+        typer.Option("--min-cell", help="Hide counts below this (default NKR_AUDIT_MIN_CELL, 5)."),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes (default: one per core).")
+    ] = None,
+) -> None:
+    """Measure the guideline's indicators over a FHIR Bulk Data export."""
+    from nkr.audit._command import audit
+
+    audit(
+        source,
+        _package(guideline),
+        start=None if date_from is None else _parse_date(date_from, "--from"),
+        end=None if date_to is None else _parse_date(date_to, "--to"),
+        out=out,
+        engine=engine.value,
+        min_cell=min_cell,
+        workers=workers,
+        console=_console(),
+    )
+
+
 @app.command("serve")
 def serve_command(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",

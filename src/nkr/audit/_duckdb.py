@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,7 +40,7 @@ from nkr.fhir._read import BY_TYPE
 # Rows (lines) per batch handed to a worker: a few thousand patients.
 BATCH_ROWS: Final = 32_768
 # The longest line read (a resource with a large attachment), in bytes.
-MAX_LINE: Final = 256 * 1024 * 1024
+MAX_LINE: Final = 16 * 1024 * 1024
 # A line's kind, as the scan sorts them: a patient's resource first, then the problems.
 OK, MALFORMED, UNKNOWN_TYPE, NO_PATIENT, SHARED = 0, 1, 2, 3, 4
 _DETAIL: Final = {
@@ -83,7 +84,7 @@ classified AS (
     FROM keyed
 ),
 kinds AS (
-    SELECT file, line, text, patient,
+    SELECT file, line, text, patient, rt,
            CASE WHEN k IS NULL OR rt IS NULL THEN {MALFORMED}
                 WHEN rt NOT IN {_list(list(BY_TYPE))} THEN {UNKNOWN_TYPE}
                 WHEN patient IS NOT NULL THEN {OK}
@@ -92,7 +93,8 @@ kinds AS (
     FROM classified
 )
 SELECT patient, CAST(file AS INTEGER) AS file, line,
-       CASE WHEN kind = {OK} THEN text END AS text, CAST(kind AS TINYINT) AS kind
+       CASE WHEN kind = {OK} OR (kind = {SHARED} AND rt = 'Organization') THEN text END AS text,
+       CAST(kind AS TINYINT) AS kind
 FROM kinds
 ORDER BY kind, hash(patient), patient
 """
@@ -154,15 +156,30 @@ def _batches(reader: pa.RecordBatchReader, tally: Tally, files: Sequence[str]) -
 
 
 def _others(batch: pa.RecordBatch, tally: Tally, files: Sequence[str]) -> None:
-    for file, line, kind in zip(
-        batch.column(1).to_pylist(), batch.column(2).to_pylist(), batch.column(4).to_pylist(),
+    for file, line, text, kind in zip(
+        batch.column(1).to_pylist(),
+        batch.column(2).to_pylist(),
+        batch.column(3).to_pylist(),
+        batch.column(4).to_pylist(),
         strict=True,
     ):
         if kind == SHARED:
             tally.shared += 1
+            if text is not None:
+                _organization(text, tally)
         else:
             what, detail = _DETAIL[kind]
             tally.problem(Problem(kind=what, file=files[file], line=line, detail=detail))  # type: ignore[arg-type]
+
+
+def _organization(text: str, tally: Tally) -> None:
+    """An Organization's name, for the report (shared data: no patient's)."""
+    try:
+        org = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return
+    if isinstance(org, dict) and isinstance(org.get("id"), str) and isinstance(org.get("name"), str):
+        tally.organizations[f"Organization/{org['id']}"] = org["name"]
 
 
 def scan(

@@ -13,7 +13,7 @@ problems, each with its file and line.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -23,7 +23,7 @@ import pyarrow as pa
 from nkr._errors import InputError
 from nkr._package import GuidelinePackage
 from nkr.audit._model import Episode
-from nkr.fhir._read import Resource, decode_resource, record_from_resources
+from nkr.fhir._read import AnyResource, Resource, decode_resource, record_from_resources
 
 ProblemKind = Literal["malformed", "unknown-type", "no-patient", "invalid"]
 
@@ -97,6 +97,7 @@ MEASURED_SCHEMA: Final = pa.schema(
     ]
 )
 
+_RESOURCE: Final = msgspec.json.Decoder(AnyResource)
 _INDEX: Final = re.compile(r"^\$\[(\d+)\](.*)$")
 
 
@@ -122,20 +123,37 @@ def judge_patient(
     line number of each. The episodes and problems go to ``out``. A line that does not decode
     is a ``malformed`` problem and left out; a record the reading refuses is one ``invalid``
     problem, at the line and field it names, and gives no episode."""
+    _judge_lines(package, patient, lines, places.__getitem__, out)
+
+
+def _judge_lines(
+    package: GuidelinePackage,
+    patient: str,
+    lines: Sequence[bytes | memoryview],
+    place: Callable[[int], tuple[str, int]],
+    out: Judged,
+) -> None:
+    # ``place(i)``: where the i-th line is, asked for only for a problem.
     resources: list[Resource] = []
-    kept: list[tuple[str, int]] = []
-    for text, place in zip(lines, places, strict=True):
+    kept: list[int] = []
+    for i, text in enumerate(lines):
         try:
-            resources.append(decode_resource(text))
-        except InputError as exc:
-            out.problems.append(Problem(kind="malformed", file=place[0], line=place[1], detail=str(exc)))
+            resources.append(_RESOURCE.decode(text))
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            try:
+                decode_resource(text)  # the error, as the reader words it
+            except InputError as exc:
+                file, line = place(i)
+                out.problems.append(
+                    Problem(kind="malformed", file=file, line=line, detail=str(exc))
+                )
             continue
-        kept.append(place)
+        kept.append(i)
     out.patients += 1
     try:
         episodes = package.judge(record_from_resources(resources), patient)
     except InputError as exc:
-        out.problems.append(_invalid(exc, kept))
+        out.problems.append(_invalid(exc, [place(i) for i in kept]))
         return
     if not episodes:
         out.without_episode += 1
@@ -170,8 +188,11 @@ def judge_batch(
         if i < n and patients[i] == patients[begin]:
             continue
         lines = [data[offsets[j] : offsets[j + 1]] for j in range(begin, i)]
-        places = [(files[file_ids[j]], numbers[j]) for j in range(begin, i)]
-        judge_patient(package, patients[begin], lines, places, out)
+
+        def place(k: int, first: int = begin) -> tuple[str, int]:
+            return files[file_ids[first + k]], numbers[first + k]
+
+        _judge_lines(package, patients[begin], lines, place, out)
         begin = i
 
 

@@ -30,6 +30,8 @@ class Tally:
     without_episode: int = 0
     problem_counts: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
+    # The names of the organizations (Organization/ID -> name) found among the shared data.
+    organizations: dict[str, str] = field(default_factory=dict)
 
     def problem(self, problem: Problem) -> None:
         self.problem_counts[problem.kind] += 1
@@ -87,11 +89,13 @@ class AuditResult:
                 "to": None if self.period[1] is None else self.period[1].isoformat(),
             },
             "min_cell": self.min_cell,
-            "problems": {k: t.problem_counts.get(k, 0) for k in kinds},
-            "problem_lines": [
-                {"kind": p.kind, "file": p.file, "line": p.line, "detail": p.detail}
-                for p in t.problems
+            "problem_counts": {k: t.problem_counts.get(k, 0) for k in kinds},
+            "problems_total": sum(t.problem_counts.values()),
+            # Each problem with its file and line (up to problems_kept_per_kind of a kind).
+            "problems": [
+                {"kind": p.kind, "file": p.file, "line": p.line, "problem": p.detail}
+                for p in sorted(t.problems, key=lambda p: (p.file, p.line))
             ],
-            "problem_lines_kept_per_kind": KEPT_PER_KIND,
+            "problems_kept_per_kind": KEPT_PER_KIND,
             "seconds": round(self.seconds, 3),
         }

@@ -718,6 +718,11 @@ def resource_day(record: PatientRecord, resource: Resource) -> dt.date | None:
     value, field = dated(resource)
     if value is None:
         return None
+    if len(value) >= 10 and _QUICK.fullmatch(value) is not None:
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            pass  # an impossible date: first_day says where
     return first_day(value, lambda: f"{record.path(resource)}.{field}")
 
 

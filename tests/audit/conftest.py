@@ -1,0 +1,3 @@
+from tests.guidelines.install import fictional
+
+__all__ = ["fictional"]
