@@ -143,8 +143,6 @@ def _build(options: SparkOptions, scratch: Path) -> SparkSession:
     log4j.write_text(_LOG4J2, encoding="utf-8")
     builder = SparkSession.builder.appName("nkr-audit")
     settings: dict[str, str] = {
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
         "spark.sql.catalogImplementation": "in-memory",
         "spark.sql.warehouse.dir": (scratch / "warehouse").as_uri(),
         "spark.sql.shuffle.partitions": str(options.shuffle_partitions),
@@ -160,6 +158,8 @@ def _build(options: SparkOptions, scratch: Path) -> SparkSession:
         settings["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile={log4j.as_uri()}"
     given = _submitted() if under_spark_submit() else frozenset()
     if local:
+        settings["spark.ui.enabled"] = "false"
+        settings["spark.ui.showConsoleProgress"] = "false"
         settings["spark.driver.host"] = "127.0.0.1"
         settings["spark.driver.bindAddress"] = "127.0.0.1"
     for key, value in settings.items():
