@@ -7,10 +7,14 @@ import gzip
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 from nkr.audit._spark import read_lines
+
+pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
 
 
 def test_lines_keep_their_file_and_number_across_blocks(
@@ -32,7 +36,7 @@ def test_lines_keep_their_file_and_number_across_blocks(
 
     got = sorted((r["file"], r["line"], r["text"]) for r in rows)
     want = sorted(
-        [(str(big), n, f'{{"n":{n},"pad":"{"x" * 60}"}}') for n in range(1, 16_001)]
-        + [(str(small), 1, '{"n":1}'), (str(small), 2, ""), (str(small), 3, '{"n":3}')]
+        [(0, n, f'{{"n":{n},"pad":"{"x" * 60}"}}') for n in range(1, 16_001)]
+        + [(1, 1, '{"n":1}'), (1, 2, ""), (1, 3, '{"n":3}')]
     )
     assert got == want

@@ -1,9 +1,14 @@
-"""The audit's Spark session: small and quick to start on one machine (local mode, tests, CI),
-the cluster's own when run by ``spark-submit``.
+"""The audit's Spark engine (``nkr audit --engine spark``): the scale-out path, for exports
+that outgrow one machine. It moves the data as the DuckDB engine does and decides nothing
+itself: the same classification of each line (:mod:`nkr.audit._duckdb`'s kinds, paths and
+reference pattern), the same per-patient step in Spark's Python workers
+(:func:`nkr.audit._judge.judge_batch`) and the same figures SQL (:mod:`nkr.audit._sql`), so both
+engines give the same results. Nothing here knows a guideline.
 
-Spark is the scale-out path of the audit only; nothing here knows a guideline. The session
-never listens beyond loopback in local mode, keeps no Hive metastore, draws no web UI and
-writes its scratch files into a temporary folder removed when the session ends.
+The session (:func:`spark_session`) is small and quick to start on one machine (local mode:
+tests, CI): it listens on loopback only, keeps no Hive metastore, draws no web UI and writes
+its scratch files into a temporary folder removed when it ends. Under ``spark-submit``
+(:mod:`nkr.audit.spark_main`) it is the cluster's, with spark-submit's settings.
 """
 
 from __future__ import annotations
