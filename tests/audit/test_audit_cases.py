@@ -31,7 +31,7 @@ FHIR_CASES = [pytest.param(c, id=c.id) for c in CASES if c.cards is not None]
 
 def _resources(case: TableCase) -> list[dict[str, Any]]:
     prefetch, _drafts = fhir.PREFETCH[case.guideline](case)
-    found = []
+    found: list[dict[str, Any]] = []
     for value in prefetch.values():
         if value["resourceType"] == "Bundle":
             found.extend(e["resource"] for e in value.get("entry", []))
@@ -90,8 +90,13 @@ def _known_on(resources: list[dict[str, Any]], on: dt.date) -> list[dict[str, An
     return [r for r in resources if (d := day(r)) is None or d <= on.isoformat()]
 
 
-def _cds_cards(case: TableCase, resources: list[dict[str, Any]], on: dt.date, tmp_path: Path,
-               monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def _cds_cards(
+    case: TableCase,
+    resources: list[dict[str, Any]],
+    on: dt.date,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[str]:
     package = registry().get(case.guideline)
     body = fhir.hook_request(case, "patient-view")
     for value in body["prefetch"].values():
@@ -138,8 +143,21 @@ def test_the_audit_judges_each_case_as_evaluate_and_the_cards_do_on_day_a(
     # nkr evaluate, on A, for the patient as the export says it on A.
     (tmp_path / "case.json").write_text(json.dumps(_case_on(case, on)), encoding="utf-8")
     capsys.readouterr()
-    assert main(["evaluate", str(tmp_path / "case.json"), "--guideline", case.guideline,
-                 "--date", on.isoformat(), "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "case.json"),
+                "--guideline",
+                case.guideline,
+                "--date",
+                on.isoformat(),
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     evaluated = json.loads(capsys.readouterr().out)
     assert episode["in_scope"] is evaluated["in_scope"]
     assert dict(episode["statuses"]) == {r["id"]: r["status"] for r in evaluated["recommendations"]}

@@ -63,7 +63,9 @@ def test_the_audit_recovers_the_ground_truth(
     assert {k: counts[k] for k in truth["problems"]} == truth["problems"]
     assert counts["invalid"] == 0
     assert len(summary["problems"]) == sum(truth["problems"].values())
-    assert all(p["file"].endswith((".ndjson", ".ndjson.gz")) and p["line"] > 0 for p in summary["problems"])
+    assert all(
+        p["file"].endswith((".ndjson", ".ndjson.gz")) and p["line"] > 0 for p in summary["problems"]
+    )
 
     episodes = pq.read_table(out / "episodes.parquet")
     assert episodes.num_rows == truth["episodes"]
@@ -90,4 +92,5 @@ def test_the_period_selects_episodes_by_their_start(tmp_path: Path) -> None:
                 if m != last:
                     assert seen[m] == tuple(chosen[m])
     episodes = pq.read_table(out / "episodes.parquet").column("start").to_pylist()
-    assert episodes and all(f"{first}-01" <= d.isoformat() <= f"{last}-28" for d in episodes)
+    assert episodes
+    assert all(f"{first}-01" <= d.isoformat() <= f"{last}-28" for d in episodes)

@@ -255,8 +255,8 @@ def package(env):
             {"half": "class Half:\n    id = 'half'\n\ndef package(env):\n    return Half()\n"},
             "guideline entry point 'half' (half:package) does not give a guideline package "
             "(nkr._package.GuidelinePackage): no slug, content, texts, parse_case, evaluate, "
-            "valuesets, prefetch, read_record, services, cards, topic_label, form, handout, "
-            "samples",
+            "valuesets, prefetch, read_record, indicators, judge, services, cards, topic_label, "
+            "form, handout, samples, synthesis",
         ),
     ],
 )

@@ -58,9 +58,11 @@ def audit(
 ) -> None:
     """Run the audit of ``source`` and write its outputs into ``out``."""
     cell = min_cell_setting(min_cell)
+    if start is not None and end is not None and start > end:
+        raise InputError("--from: after --to")
     files = source_files(source)  # a missing source: one line, before anything starts
-    total = None if any(f.name.endswith(".gz") for f in files) else sum(
-        f.stat().st_size for f in files
+    total = (
+        None if any(f.name.endswith(".gz") for f in files) else sum(f.stat().st_size for f in files)
     )
     with Progress(
         SpinnerColumn(),

@@ -25,7 +25,6 @@ import pyarrow.compute as pc
 from nkr._package import GuidelinePackage, registry
 from nkr.audit._judge import (
     COMPARTMENT,
-    LINES_SCHEMA,
     PATIENT_PATHS,
     PATIENT_REFERENCE,
     Judged,
@@ -128,7 +127,9 @@ class Scanned:
     tally: Tally
 
 
-def _batches(reader: pa.RecordBatchReader, tally: Tally, files: Sequence[str]) -> Iterator[pa.RecordBatch]:
+def _batches(
+    reader: pa.RecordBatchReader, tally: Tally, files: Sequence[str]
+) -> Iterator[pa.RecordBatch]:
     """The patients' lines, whole patients per batch; the other lines counted (and each
     problem kept with its file and line)."""
     carry: pa.RecordBatch | None = None
@@ -178,7 +179,11 @@ def _organization(text: str, tally: Tally) -> None:
         org = orjson.loads(text)
     except orjson.JSONDecodeError:
         return
-    if isinstance(org, dict) and isinstance(org.get("id"), str) and isinstance(org.get("name"), str):
+    if (
+        isinstance(org, dict)
+        and isinstance(org.get("id"), str)
+        and isinstance(org.get("name"), str)
+    ):
         tally.organizations[f"Organization/{org['id']}"] = org["name"]
 
 

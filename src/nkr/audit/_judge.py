@@ -46,19 +46,71 @@ PATIENT_REFERENCE: Final = r"(?:^|/)(Patient/[A-Za-z0-9\-\.]{1,64})(?:/_history/
 # The resource types of FHIR R4's Patient compartment: one of them without a patient is a
 # problem; any other type (Organization, Practitioner, Medication ...) is shared data, counted.
 COMPARTMENT: Final = frozenset(
-    """
-    Account AdverseEvent AllergyIntolerance Appointment AppointmentResponse AuditEvent Basic
-    BodyStructure CarePlan CareTeam ChargeItem Claim ClaimResponse ClinicalImpression
-    Communication CommunicationRequest Composition Condition Consent Coverage
-    CoverageEligibilityRequest CoverageEligibilityResponse DetectedIssue DeviceRequest
-    DeviceUseStatement DiagnosticReport DocumentManifest DocumentReference Encounter
-    EnrollmentRequest EpisodeOfCare ExplanationOfBenefit FamilyMemberHistory Flag Goal
-    ImagingStudy Immunization ImmunizationEvaluation ImmunizationRecommendation Invoice List
-    MeasureReport Media MedicationAdministration MedicationDispense MedicationRequest
-    MedicationStatement MolecularSequence NutritionOrder Observation Patient Procedure
-    Provenance QuestionnaireResponse RelatedPerson RequestGroup ResearchSubject
-    RiskAssessment ServiceRequest Specimen SupplyDelivery SupplyRequest VisionPrescription
-    """.split()
+    [
+        "Account",
+        "AdverseEvent",
+        "AllergyIntolerance",
+        "Appointment",
+        "AppointmentResponse",
+        "AuditEvent",
+        "Basic",
+        "BodyStructure",
+        "CarePlan",
+        "CareTeam",
+        "ChargeItem",
+        "Claim",
+        "ClaimResponse",
+        "ClinicalImpression",
+        "Communication",
+        "CommunicationRequest",
+        "Composition",
+        "Condition",
+        "Consent",
+        "Coverage",
+        "CoverageEligibilityRequest",
+        "CoverageEligibilityResponse",
+        "DetectedIssue",
+        "DeviceRequest",
+        "DeviceUseStatement",
+        "DiagnosticReport",
+        "DocumentManifest",
+        "DocumentReference",
+        "Encounter",
+        "EnrollmentRequest",
+        "EpisodeOfCare",
+        "ExplanationOfBenefit",
+        "FamilyMemberHistory",
+        "Flag",
+        "Goal",
+        "ImagingStudy",
+        "Immunization",
+        "ImmunizationEvaluation",
+        "ImmunizationRecommendation",
+        "Invoice",
+        "List",
+        "MeasureReport",
+        "Media",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "MedicationRequest",
+        "MedicationStatement",
+        "MolecularSequence",
+        "NutritionOrder",
+        "Observation",
+        "Patient",
+        "Procedure",
+        "Provenance",
+        "QuestionnaireResponse",
+        "RelatedPerson",
+        "RequestGroup",
+        "ResearchSubject",
+        "RiskAssessment",
+        "ServiceRequest",
+        "Specimen",
+        "SupplyDelivery",
+        "SupplyRequest",
+        "VisionPrescription",
+    ]
 )
 
 # A patient's lines: the patient's reference, the file (an index into the engine's list of
@@ -201,7 +253,8 @@ def _buffers(text: pa.Array) -> tuple[list[int], memoryview]:
     if text.null_count:
         text = text.fill_null("")
     _, offsets, data = text.buffers()
-    assert offsets is not None and data is not None
+    assert offsets is not None
+    assert data is not None
     width = 8 if pa.types.is_large_string(text.type) else 4
     view = memoryview(offsets).cast("q" if width == 8 else "i")
     start = text.offset

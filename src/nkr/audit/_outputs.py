@@ -51,7 +51,11 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 def _text(path: Path, text: str | bytes) -> None:
     data = text.encode() if isinstance(text, str) else text
-    _atomic(path, lambda tmp: tmp.write_bytes(data))
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    _atomic(path, write)
 
 
 def figures_csv(result: AuditResult) -> str:

@@ -31,9 +31,7 @@ def source_files(source: Path) -> tuple[Path, ...]:
     if source.is_dir():
         if not os.access(source, os.R_OK | os.X_OK):
             raise InputError(f"{source}: cannot read the folder (permission denied)")
-        files = sorted(
-            p for p in source.iterdir() if p.is_file() and p.name.endswith(SUFFIXES)
-        )
+        files = sorted(p for p in source.iterdir() if p.is_file() and p.name.endswith(SUFFIXES))
         if not files:
             raise InputError(f"{source}: no .ndjson or .ndjson.gz files in the folder")
         return tuple(_readable(p, str(p)) for p in files)

@@ -372,7 +372,7 @@ def _prefetch_error(body: bytes) -> InputError:
     return InputError("$.prefetch", "not a mapping of keys to FHIR resources")  # pragma: no cover
 
 
-def decode_resource(data: bytes | Mapping[str, Any], where: str = "$") -> Any:
+def decode_resource(data: bytes | memoryview | Mapping[str, Any], where: str = "$") -> Any:
     """One resource (JSON bytes, or already parsed), typed; InputError located at ``where``."""
     try:
         if isinstance(data, bytes | bytearray | memoryview):

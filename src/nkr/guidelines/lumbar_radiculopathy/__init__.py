@@ -30,6 +30,7 @@ from nkr.guidelines.lumbar_radiculopathy.rules import RULES, Course, evaluate
 if TYPE_CHECKING:
     from nkr._synth import Synthesis
     from nkr.audit._model import Episode, Indicator
+    from nkr.guidelines.lumbar_radiculopathy.audit import Measures
     from nkr.cdshooks._kit import CardKit
     from nkr.fhir._read import PatientRecord
     from nkr.fhir._reading import FhirReading
@@ -175,7 +176,7 @@ class LumbarRadiculopathy:
         return self._measures.indicators
 
     @cached_property
-    def _measures(self) -> Any:
+    def _measures(self) -> Measures:
         from nkr.guidelines.lumbar_radiculopathy import audit
 
         return audit.load_measures(self.content)

@@ -29,7 +29,14 @@ from nkr._assessment import Assessment
 from nkr._guideline import Guideline
 from nkr.audit._indicators import load_indicators
 from nkr.audit._model import Episode, Indicator
-from nkr.fhir._read import PatientRecord, Procedure, ServiceRequest, known_on, resource_day
+from nkr.fhir._read import (
+    PatientRecord,
+    Procedure,
+    Resource,
+    ServiceRequest,
+    known_on,
+    resource_day,
+)
 from nkr.fhir._reading import FhirReading
 from nkr.fhir._valuesets import ValueSets
 from nkr.guidelines.lumbar_radiculopathy.case import Case
@@ -38,7 +45,7 @@ from nkr.guidelines.lumbar_radiculopathy.fhir import _conditions
 INDICATORS_FILE: Final = Path(__file__).with_name("indicators.toml")
 SURGEON_INDICATOR: Final = "spine-surgeon-by-day-84"
 # What counts as done (or ordered) in the window, per resource type.
-_DONE: Final = {
+_DONE: Final[Mapping[type[Resource], frozenset[str]]] = {
     Procedure: frozenset({"completed", "in-progress"}),
     ServiceRequest: frozenset({"active", "completed"}),
 }

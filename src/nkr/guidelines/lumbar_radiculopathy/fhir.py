@@ -137,7 +137,7 @@ _NOT_TRUE: Final = frozenset({"refuted", "entered-in-error"})
 _OBSERVATION_DONE: Final = frozenset({"final", "amended", "corrected"})
 # Per resource type: the statuses that mean a treatment was given, and those that mean the
 # patient is referred to a spine surgeon (a completed Procedure there means assessed).
-_DONE_AND_REFERRED: Final = {
+_DONE_AND_REFERRED: Final[Mapping[type[Resource], tuple[frozenset[str], frozenset[str]]]] = {
     Procedure: (frozenset({"completed", "in-progress"}), frozenset({"in-progress"})),
     ServiceRequest: (frozenset({"completed"}), frozenset({"active", "completed"})),
 }

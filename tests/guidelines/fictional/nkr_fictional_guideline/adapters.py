@@ -161,10 +161,11 @@ def judge(package: FictionalGuideline, record: PatientRecord, patient: str) -> t
     (indicator,) = package.indicators
     called_for = statuses.get(FOLLOW_UP) in (RecStatus.DUE, RecStatus.OVERDUE)
     in_scope = exclusion is None
+    managing = None if record.patient is None else record.patient.managingOrganization
     return (
         Episode(
             patient=patient,
-            organization=None,
+            organization=None if managing is None else managing.reference,
             start=start,
             assessed_on=on,
             in_scope=in_scope,
