@@ -35,6 +35,7 @@ from nkr._errors import InputError
 from nkr._package import GuidelinePackage, discover
 from nkr.audit._duckdb import _DETAIL as DETAIL
 from nkr.audit._duckdb import MALFORMED, NO_PATIENT, OK, SHARED, UNKNOWN_TYPE
+from nkr.audit._duckdb import _organization as organization_name
 from nkr.audit._judge import (
     COMPARTMENT,
     EPISODES_SCHEMA,
@@ -265,7 +266,10 @@ def classify(lines: DataFrame) -> DataFrame:
         "patient",
         F.col("file").cast("int").alias("file"),
         "line",
-        F.when(kind == OK, F.col("text")).alias("text"),
+        # An Organization's text too: its name, for the report (as the DuckDB engine keeps it).
+        F.when(
+            (kind == OK) | ((kind == SHARED) & (F.col("rt") == "Organization")), F.col("text")
+        ).alias("text"),
         kind.cast("tinyint").alias("kind"),
     )
 
@@ -273,8 +277,8 @@ def classify(lines: DataFrame) -> DataFrame:
 # -- judging each patient, in Spark's Python workers ---------------------------------------------
 
 # What the workers give back, one table with a row kind: an episode (EPISODES_SCHEMA's
-# columns), a measured row (MEASURED_SCHEMA's, the organization filled in), a problem, or a
-# partition's counts.
+# columns), a measured row (MEASURED_SCHEMA's, the organization filled in), a problem, an
+# organization's name (``organization`` and ``detail``) or a partition's counts.
 OUT_SCHEMA: Final = pa.schema(
     [
         ("row", pa.string()),
@@ -359,20 +363,36 @@ class _Judge:
 
     def _others(self, batch: pa.RecordBatch, counts: dict[str, int]) -> Iterator[pa.RecordBatch]:
         problems: list[Problem] = []
-        for file, line, kind in zip(
+        shared = Tally()
+        for file, line, text, kind in zip(
             batch.column("file").to_pylist(),
             batch.column("line").to_pylist(),
+            batch.column("text").to_pylist(),
             batch.column("kind").to_pylist(),
             strict=True,
         ):
             if kind == SHARED:
                 counts["shared"] += 1
+                if text is not None:
+                    organization_name(text, shared)
             else:
                 what, detail = DETAIL[kind]
                 problems.append(
                     Problem(kind=what, file=self.files[file], line=line, detail=detail)  # type: ignore[arg-type]
                 )
-        yield from _out(_problems(problems))
+        names = shared.organizations
+        yield from _out(
+            _problems(problems),
+            _rows(
+                "organization",
+                pa.table(
+                    {
+                        "organization": pa.array(list(names), pa.string()),
+                        "detail": pa.array(list(names.values()), pa.string()),
+                    }
+                ),
+            ),
+        )
 
     def _judge(
         self, package: GuidelinePackage, batch: pa.RecordBatch, counts: dict[str, int]
@@ -460,6 +480,12 @@ def audit(
         finally:
             session.catalog.dropTempView(view)
         problems = _collect_problems(out, names)
+        organizations = {
+            r["organization"]: r["detail"]
+            for r in out.where(F.col("row") == "organization")
+            .select("organization", "detail")
+            .collect()
+        }
     finally:
         out.unpersist()
     tally = Tally(
@@ -469,6 +495,7 @@ def audit(
         without_episode=int(counts["without_episode"] or 0),
         problem_counts=problems[0],
         problems=problems[1],
+        organizations=organizations,
     )
     return EngineRun(
         episodes, figures([tuple(r) for r in rows], [i.id for i in package.indicators]), tally
