@@ -12,6 +12,7 @@ import pytest
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+from nkr._errors import InputError
 from nkr.audit._spark import read_lines
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
@@ -40,3 +41,15 @@ def test_lines_keep_their_file_and_number_across_blocks(
         + [(1, 1, '{"n":1}'), (1, 2, ""), (1, 3, '{"n":3}')]
     )
     assert got == want
+
+
+def test_a_broken_file_is_one_line_naming_the_problem(spark: SparkSession, tmp_path: Path) -> None:
+    whole = gzip.compress(b"".join(b'{"n":%d}\n' % n for n in range(5_000)))
+    broken = tmp_path / "Observation.ndjson.gz"
+    broken.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError) as error:
+        read_lines(spark, [str(broken)])
+    message = str(error.value)
+    assert message.startswith(f"reading the export: {broken}: ")
+    assert "\n" not in message
+    assert "EOF" in message or "end of" in message

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -75,6 +76,11 @@ logger.hadoop.name = org.apache.hadoop.util.NativeCodeLoader
 logger.hadoop.level = error
 logger.utils.name = org.apache.spark.util.Utils
 logger.utils.level = error
+# A task that fails (a broken file) is reported by the audit itself, in one line.
+logger.executor.name = org.apache.spark.executor.Executor
+logger.executor.level = off
+logger.tasks.name = org.apache.spark.scheduler.TaskSetManager
+logger.tasks.level = off
 """
 
 
@@ -197,6 +203,8 @@ def read_lines(session: SparkSession, files: Sequence[Path | str]) -> DataFrame:
     its place in its block (the rows of one block get consecutive ids) plus the lines of the
     file's blocks before it, which one small aggregate over (file, block) counts (a scan that
     splits the lines but builds no strings)."""
+    from py4j.protocol import Py4JJavaError  # type: ignore[import-untyped]
+    from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
     names = [str(f) for f in files]
@@ -206,11 +214,16 @@ def read_lines(session: SparkSession, files: Sequence[Path | str]) -> DataFrame:
         F.col("_metadata.file_block_start").alias("block"),
         F.monotonically_increasing_id().alias("id"),
     )
-    counts = (
-        raw.groupBy("uri", "block")
-        .agg(F.count("*").alias("n"), F.min("id").alias("first_id"))
-        .collect()
-    )
+    # This pass reads every byte of every file, and runs no Python: what fails here is the
+    # reading (a broken gzip stream, a file gone), told in one line.
+    try:
+        counts = (
+            raw.groupBy("uri", "block")
+            .agg(F.count("*").alias("n"), F.min("id").alias("first_id"))
+            .collect()
+        )
+    except (PySparkException, Py4JJavaError) as exc:
+        raise InputError(f"reading the export: {_first_cause(exc)}") from None
     index = {_uri_key(name): i for i, name in enumerate(names)}
     blocks: list[tuple[str, int, int, int, int]] = []
     before: dict[str, int] = {}
@@ -227,6 +240,23 @@ def read_lines(session: SparkSession, files: Sequence[Path | str]) -> DataFrame:
         (F.col("id") - F.col("first_id") + F.col("first_line")).alias("line"),
         "text",
     )
+
+
+def _first_cause(exc: Exception) -> str:
+    """The file and the innermost Java exception (``/data/x.ndjson.gz: java.io.EOFException:
+    Unexpected end of input stream``), without Spark's stack of tasks and stages."""
+    text = str(exc)
+    lines = [line.strip() for line in text.splitlines()]
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    cause = causes[-1] if causes else next((line for line in lines if line), type(exc).__name__)
+    file = _READ_FILE.search(text)
+    if file is None:
+        return cause
+    return f"{urllib.parse.unquote(urllib.parse.urlsplit(file[1]).path)}: {cause}"
+
+
+# Spark's FAILED_READ_FILE error names the file as a URI, then a full stop.
+_READ_FILE: Final = re.compile(r"while reading file (\S+?)\.?\s")
 
 
 def _uri_key(name: str) -> str:
