@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -61,3 +64,24 @@ def test_the_session_is_local_and_its_workers_run_this_python(spark: SparkSessio
     assert spark.conf.get("spark.sql.shuffle.partitions") == "2"
     rows = spark.range(2, numPartitions=2).mapInArrow(_interpreter, "python string").collect()
     assert {r["python"] for r in rows} == {sys.executable}
+
+
+def test_without_java_the_audit_says_so_in_one_line(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "Patient.ndjson").write_text('{"resourceType":"Patient","id":"1"}\n')
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java")}
+    command = [sys.executable, "-m", "nkr", "audit", str(export), "--engine", "spark"]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith(
+        "nkr: error: --engine spark: Spark did not start ("
+    )
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()

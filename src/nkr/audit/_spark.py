@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyspark  # noqa: F401 - the extra "spark": without it, ``--engine spark`` says so
 
 from nkr._errors import InputError
 from nkr._package import GuidelinePackage, discover
@@ -149,6 +150,7 @@ def _build(options: SparkOptions, scratch: Path) -> SparkSession:
     # pyspark 4.3 warns about pandas 3 on every pandas-based call; the audit passes Arrow.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 
+    from pyspark.errors import PySparkException
     from pyspark.sql import SparkSession
 
     log4j = scratch / "log4j2.properties"
@@ -177,7 +179,13 @@ def _build(options: SparkOptions, scratch: Path) -> SparkSession:
     for key, value in settings.items():
         if key not in given:
             builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except PySparkException as exc:
+        raise InputError(
+            f"--engine spark: Spark did not start ({_first_cause(exc)}); it needs a Java "
+            "runtime, 17 or newer (scripts/setup --dev installs one)"
+        ) from None
     session.sparkContext.setLogLevel("WARN")
     return session
 
