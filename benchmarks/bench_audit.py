@@ -41,11 +41,13 @@ def _tree(pid: int) -> list[int]:
 
 
 def _rss(pids: list[int]) -> int:
+    """The processes' memory: their proportional set size (a page shared by a forked worker
+    and its parent counts once, in shares), in bytes."""
     total = 0
     for p in pids:
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
             pass
@@ -53,8 +55,8 @@ def _rss(pids: list[int]) -> int:
 
 
 def _child(args: list[str]) -> tuple[float, float]:
-    """Run ``python -m nkr ARGS`` as a child: its wall seconds and the peak of the summed RSS
-    of it and its worker processes (GB, sampled every 50 ms)."""
+    """Run ``python -m nkr ARGS`` as a child: its wall seconds and the peak of the summed memory
+    (PSS) of it and its worker processes (GB, sampled every 50 ms)."""
     began = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "nkr", *args], stdout=subprocess.DEVNULL)
     peak = 0
@@ -95,7 +97,8 @@ def _per_patient(export: Path, patients: int = 20_000) -> float:
     names = [str(f) for f in files]
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    reader = con.sql(_duckdb.lines_sql(files)).to_arrow_reader(_duckdb.BATCH_ROWS)
+    con.execute(f"CREATE TEMP TABLE lines AS {_duckdb.lines_sql(files)}")
+    reader = con.sql(_duckdb.SORTED_SQL).to_arrow_reader(_duckdb.BATCH_ROWS)
     batches = []
     seen = 0
     for batch in _duckdb._batches(reader, Tally(), names):
@@ -144,9 +147,9 @@ def main() -> None:
             f"export: {args.patients:,} patients, {summary['resources']:,} resources, "
             f"{len(files)} files, {size:.2f} GB"
         )
-        print(f"nkr synth: {synth_s:.1f} s, peak RSS {synth_gb:.2f} GB")
+        print(f"nkr synth: {synth_s:.1f} s, peak memory (PSS) {synth_gb:.2f} GB")
         print(
-            f"nkr audit: {audit_s:.1f} s, peak RSS {audit_gb:.2f} GB "
+            f"nkr audit: {audit_s:.1f} s, peak memory (PSS) {audit_gb:.2f} GB "
             f"(target < 60 s, < 4 GB); {summary['episodes']:,} episodes"
         )
         print(f"DuckDB scan: read_json count(*) {json_s:.1f} s, raw lines count(*) {lines_s:.1f} s")

@@ -99,6 +99,9 @@ class Settings(BaseModel):
     metrics_token: str | None = Field(default=None, min_length=16)
     # The time zone whose date is "today" for every assessment (web, CDS Hooks, CLI).
     timezone: str = DEFAULT_TIMEZONE
+    # The folder `nkr audit --out` writes into (or the parent of several such folders): `nkr
+    # serve` shows its newest report.html at /audit, read-only. Unset: /audit is off (404).
+    audit_dir: Path | None = None
     # Benchmark only: also serve POST /_bench/parse, which parses the body and nothing more.
     bench_endpoint: bool = False
 

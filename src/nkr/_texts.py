@@ -25,6 +25,7 @@ GENERIC_FILES: Final = (
     Path(__file__).with_name("messages.toml"),
     Path(__file__).parent / "web" / "messages.toml",
     Path(__file__).parent / "cdshooks" / "messages.toml",
+    Path(__file__).parent / "audit" / "report.toml",
 )
 
 

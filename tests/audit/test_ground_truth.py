@@ -94,3 +94,33 @@ def test_the_period_selects_episodes_by_their_start(tmp_path: Path) -> None:
     episodes = pq.read_table(out / "episodes.parquet").column("start").to_pylist()
     assert episodes
     assert all(f"{first}-01" <= d.isoformat() <= f"{last}-28" for d in episodes)
+
+
+def test_small_cells_are_hidden_in_every_shared_output(tmp_path: Path) -> None:
+    """With the default setting (5), a stratum is hidden exactly where the ground truth's
+    counts make it small (a denominator below 5, or a numerator or its complement above 0
+    and below 5): its counts are in no shared output; the rest are shown as they are."""
+    export = tmp_path / "export"
+    truth = _synth(export)
+    out = tmp_path / "out"
+    assert main(["audit", str(export), "--out", str(out)]) == 0
+    with (out / "figures.csv").open(encoding="utf-8") as f:
+        rows = {(r["indicator"], r["stratum"], r["key"]): r for r in csv.DictReader(f)}
+    expected = _expected(truth)
+    assert set(rows) == set(expected)
+    hidden = 0
+    for key, (num, den) in expected.items():
+        small = den < 5 or 0 < num < 5 or 0 < den - num < 5
+        row = rows[key]
+        assert row["suppressed"] == ("true" if small else "false")
+        if small:
+            hidden += 1
+            assert [row[c] for c in ("numerator", "denominator", "proportion", "low", "high")] == [
+                ""
+            ] * 5
+        else:
+            assert (int(row["numerator"]), int(row["denominator"])) == (num, den)
+    assert hidden > 0
+    # The report and the MeasureReports are written beside them.
+    assert (out / "report.html").read_text(encoding="utf-8").lower().startswith("<!doctype html>")
+    assert json.loads((out / "measures.json").read_text())["resourceType"] == "Bundle"

@@ -7,7 +7,7 @@ import nkr
 
 def test_all_is_exactly_the_public_api() -> None:
     public = {name for name in dir(nkr) if not name.startswith("_")}
-    subpackages = {"guidelines", "cdshooks", "fhir", "web"}
+    subpackages = {"guidelines", "cdshooks", "fhir", "web", "audit"}
     assert set(nkr.__all__) == public - subpackages
 
 

@@ -22,6 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nkr._errors import InputError
 from nkr._package import GuidelinePackage, registry
 from nkr.audit._judge import (
     COMPARTMENT,
@@ -58,8 +59,8 @@ def _list(values: Sequence[str]) -> str:
 
 
 def lines_sql(files: Sequence[Path]) -> str:
-    """Every line of ``files`` with its file (index), line number and kind, a patient's
-    resources sorted together (by a hash of the patient, then the patient)."""
+    """Every line of ``files`` with its file (index), line number and kind (unsorted: see
+    :data:`SORTED_SQL`)."""
     scans = " UNION ALL ".join(
         f"SELECT {i} AS file, row_number() OVER () AS line, text FROM read_csv({_quote(str(p))}, "
         "columns = {'text': 'VARCHAR'}, delim = '\x01', quote = '', escape = '', "
@@ -95,8 +96,13 @@ SELECT patient, CAST(file AS INTEGER) AS file, line,
        CASE WHEN kind = {OK} OR (kind = {SHARED} AND rt = 'Organization') THEN text END AS text,
        CAST(kind AS TINYINT) AS kind
 FROM kinds
-ORDER BY kind, hash(patient), patient
 """
+
+
+# The lines (as the table ``lines``), a patient's resources together: by a hash of the
+# patient, then the patient. (Sorted from a table, not straight from the scan: DuckDB 2.0
+# spills this sort to disk, where the sort of the scan itself ran out of memory.)
+SORTED_SQL: Final = "SELECT * FROM lines ORDER BY kind, hash(patient), patient"
 
 
 # -- the workers --------------------------------------------------------------------------------
@@ -211,6 +217,8 @@ def scan(
             initializer=_start_worker,
             initargs=(package.id, names),
         )
+        # The first task starts every worker (forked now, before DuckDB's threads exist).
+        pool.submit(int).result()
     else:
         _start_worker(package.id, names)
     tally = Tally()
@@ -227,11 +235,15 @@ def scan(
             config={
                 "memory_limit": memory_limit,
                 "temp_directory": spill,
+                # The sort keeps no order of its input; the line numbers are counted per
+                # file by the window before it (row_number() OVER (), in file order).
+                "preserve_insertion_order": False,
             }
         )
         con.execute("SET enable_progress_bar = false")
         try:
-            reader = con.sql(lines_sql(files)).to_arrow_reader(BATCH_ROWS)
+            con.execute(f"CREATE TEMP TABLE lines AS {lines_sql(files)}")
+            reader = con.sql(SORTED_SQL).to_arrow_reader(BATCH_ROWS)
             pending: deque[Future[Any]] = deque()
             for batch in _batches(reader, tally, names):
                 size = int(pc.sum(pc.binary_length(batch.column(3))).as_py() or 0)
@@ -247,6 +259,10 @@ def scan(
                     progress(done)
             while pending:
                 collect(pending.popleft().result())
+        except (duckdb.InvalidInputException, duckdb.IOException) as exc:
+            # A file DuckDB cannot read as lines (a line too long, a broken gzip stream).
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"reading the export: {first}") from None
         finally:
             con.close()
             if pool is not None:

@@ -23,7 +23,7 @@ import pyarrow as pa
 from nkr._errors import InputError
 from nkr._package import GuidelinePackage
 from nkr.audit._model import Episode
-from nkr.fhir._read import AnyResource, Resource, decode_resource, record_from_resources
+from nkr.fhir._read import record_from_lines
 
 ProblemKind = Literal["malformed", "unknown-type", "no-patient", "invalid"]
 
@@ -149,7 +149,6 @@ MEASURED_SCHEMA: Final = pa.schema(
     ]
 )
 
-_RESOURCE: Final = msgspec.json.Decoder(AnyResource)
 _INDEX: Final = re.compile(r"^\$\[(\d+)\](.*)$")
 
 
@@ -186,38 +185,27 @@ def _judge_lines(
     out: Judged,
 ) -> None:
     # ``place(i)``: where the i-th line is, asked for only for a problem.
-    resources: list[Resource] = []
-    kept: list[int] = []
-    for i, text in enumerate(lines):
-        try:
-            resources.append(_RESOURCE.decode(text))
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-            try:
-                decode_resource(text)  # the error, as the reader words it
-            except InputError as exc:
-                file, line = place(i)
-                out.problems.append(
-                    Problem(kind="malformed", file=file, line=line, detail=str(exc))
-                )
-            continue
-        kept.append(i)
+    record, errors = record_from_lines(lines)
+    for i, exc in errors:
+        file, line = place(i)
+        out.problems.append(Problem(kind="malformed", file=file, line=line, detail=str(exc)))
     out.patients += 1
     try:
-        episodes = package.judge(record_from_resources(resources), patient)
+        episodes = package.judge(record, patient)
     except InputError as exc:
-        out.problems.append(_invalid(exc, [place(i) for i in kept]))
+        out.problems.append(_invalid(exc, place, len(lines)))
         return
     if not episodes:
         out.without_episode += 1
     out.episodes.extend(episodes)
 
 
-def _invalid(exc: InputError, places: Sequence[tuple[str, int]]) -> Problem:
+def _invalid(exc: InputError, place: Callable[[int], tuple[str, int]], count: int) -> Problem:
     m = _INDEX.match(exc.location or "")
-    if m is None or int(m[1]) >= len(places):
-        file, line = places[0] if places else ("", 0)
+    if m is None or int(m[1]) >= count:
+        file, line = place(0)
         return Problem(kind="invalid", file=file, line=line, detail=str(exc))
-    file, line = places[int(m[1])]
+    file, line = place(int(m[1]))
     where = m[2].removeprefix(".") or "$"
     return Problem(kind="invalid", file=file, line=line, detail=f"{where}: {exc.problem}")
 

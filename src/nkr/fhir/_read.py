@@ -515,6 +515,37 @@ def record_from_resources(
     return PatientRecord(patient[0] if patient else None, by_type, drafts, lambda: located)
 
 
+def record_from_lines(
+    lines: Sequence[bytes | memoryview],
+) -> tuple[PatientRecord, list[tuple[int, InputError]]]:
+    """The record of one patient's lines of a bulk export (NDJSON, a resource a line), and
+    each line that does not decode as a FHIR R4 resource, by its index, with its error (it is
+    left out of the record). The resource of line ``i`` is located at ``$[i]``; locations are
+    built only when asked for (this runs once for every patient of an export)."""
+    resources: list[Any] = []
+    index: list[int] = []
+    errors: list[tuple[int, InputError]] = []
+    decode = _RESOURCE.decode
+    for i, line in enumerate(lines):
+        try:
+            resources.append(decode(line))
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            try:
+                decode_resource(line)
+            except InputError as exc:
+                errors.append((i, exc))
+            continue
+        index.append(i)
+    by_type: dict[type[Resource], list[Any]] = {}
+    patient: list[Patient] = []
+    _group(resources, by_type, patient)
+
+    def sources() -> Iterable[tuple[str, Any]]:
+        return ((f"$[{i}]", r) for i, r in zip(index, resources, strict=True))
+
+    return PatientRecord(patient[0] if patient else None, by_type, (), sources), errors
+
+
 # -- codes --------------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from nkr._package import GuidelinePackage, Registry
 from nkr._render import assessment_summary
 from nkr._settings import Settings
 from nkr.web import _cds
+from nkr.web._audit import add_audit
 from nkr.web._form import CaseForm, assess, has_case
 from nkr.web._pages import Clock, parse_lang, render, secure, static_files, url_for_lang, warm_up
 
@@ -31,7 +32,7 @@ LangParam = Annotated[str | None, Query(max_length=5)]
 INTEGRATION_PATH = "/integration"
 # First path segments taken by the app's own pages and APIs: no guideline's slug.
 RESERVED_SLUGS = frozenset(
-    {"static", "integration", "anbefalinger", "vurdering", "pjece", "cds-services", "fhir"}
+    {"static", "integration", "anbefalinger", "vurdering", "pjece", "cds-services", "fhir", "audit"}
     | {"healthz", "readyz", "metrics", "_bench", "docs", "openapi.json"}
 )
 
@@ -240,6 +241,7 @@ def create_router(settings: Settings, registry: Registry | None = None) -> APIRo
         items = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
         return await _integration(request, items)
 
+    add_audit(router, page, settings, _site_package(reg))
     return router
 
 

@@ -30,11 +30,11 @@ from nkr.guidelines.lumbar_radiculopathy.rules import RULES, Course, evaluate
 if TYPE_CHECKING:
     from nkr._synth import Synthesis
     from nkr.audit._model import Episode, Indicator
-    from nkr.guidelines.lumbar_radiculopathy.audit import Measures
     from nkr.cdshooks._kit import CardKit
     from nkr.fhir._read import PatientRecord
     from nkr.fhir._reading import FhirReading
     from nkr.fhir._valuesets import ValueSets
+    from nkr.guidelines.lumbar_radiculopathy.audit import Measures
     from nkr.web._spec import FormSpec, Handout, Sample
 
 HERE: Final = Path(__file__).parent

@@ -126,7 +126,8 @@ def judge(
     if case is None:
         return (_episode(patient, organization, start, on, "no-birth-date", {}),)
     assessment = evaluate(case, on)
-    statuses = {r.recommendation.id: r.status.value for r in assessment.results}
+    # A RecStatus is its value (a StrEnum): kept as it is.
+    statuses: dict[str, str] = {r.recommendation.id: r.status for r in assessment.results}
     exclusion = None
     if case.age_on(on) < content.scope.min_age_years:
         exclusion = "under-18"
