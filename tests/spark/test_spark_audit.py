@@ -63,10 +63,13 @@ def _summary(out: Path) -> dict[str, Any]:
     return summary
 
 
+_VARYING = ("id", "date", "timestamp")
+
+
 def _masked(value: Any) -> Any:
     """A FHIR Bundle without what differs between two runs: ids, UUIDs and times."""
     if isinstance(value, dict):
-        return {k: "*" if k in ("id", "date", "timestamp") else _masked(v) for k, v in value.items()}
+        return {k: "*" if k in _VARYING else _masked(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_masked(v) for v in value]
     if isinstance(value, str) and value.startswith("urn:uuid:"):

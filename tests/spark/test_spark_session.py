@@ -30,7 +30,7 @@ def test_options_come_from_the_environment() -> None:
         }
     )
     assert options == SparkOptions("spark://cluster:7077", 64, "8g")
-    assert SparkOptions.from_env({}) == SparkOptions(None, 4, "2g")
+    assert SparkOptions.from_env({}) == SparkOptions(None, 8, "2g")
 
 
 @pytest.mark.parametrize(

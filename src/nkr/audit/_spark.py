@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 DEFAULT_MASTER: Final = "local[2]"
-DEFAULT_PARTITIONS: Final = 4
+DEFAULT_PARTITIONS: Final = 8
 DEFAULT_DRIVER_MEMORY: Final = "2g"
 
 # Spark's own start-up chatter (the native Hadoop library, the loopback address) is not the
@@ -494,7 +494,8 @@ def audit(
         lines.repartition(partitions, "patient")
         .sortWithinPartitions("patient", "file", "line")
         .mapInArrow(judge, from_arrow_schema(OUT_SCHEMA))
-        .persist(StorageLevel.MEMORY_AND_DISK)
+        # On disk: in local mode the driver's heap is all of Spark's memory.
+        .persist(StorageLevel.DISK_ONLY)
     )
     try:
         counts = (
@@ -507,9 +508,9 @@ def audit(
         episodes = (
             out.where(F.col("row") == "episode")
             .select(*EPISODES_SCHEMA.names)
-            .orderBy("patient")
             .toArrow()
             .cast(EPISODES_SCHEMA)
+            .sort_by("patient")
         )
         view = f"nkr_measured_{uuid.uuid4().hex}"
         out.where(F.col("row") == "measured").select(*MEASURED_SCHEMA.names).createTempView(view)
