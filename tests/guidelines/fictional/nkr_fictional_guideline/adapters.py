@@ -153,7 +153,8 @@ def judge(package: FictionalGuideline, record: PatientRecord, patient: str) -> t
     start = min(days)
     on = start + dt.timedelta(days=package.content.scope.max_symptom_days)
     reading = package.read_record(known_on(record, on), on)
-    exclusion, statuses = "no-birth-date", {}
+    exclusion: str | None = "no-birth-date"
+    statuses: dict[str, str] = {}
     if reading.case is not None:
         assessment = package.evaluate(reading.case, on)
         statuses = {r.recommendation.id: r.status.value for r in assessment.results}
