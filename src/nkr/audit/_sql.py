@@ -47,7 +47,9 @@ def figures_sql(
     if end is not None:
         where.append(f"start <= DATE '{end.isoformat()}'")
     selected = f"SELECT * FROM {table}" + (f" WHERE {' AND '.join(where)}" if where else "")
-    z = repr(Z)
+    # A DOUBLE in both engines (a plain literal is a DECIMAL, whose arithmetic they round
+    # differently): the same IEEE operations in the same order give the same bits.
+    z = f"CAST({Z!r} AS DOUBLE)"
     return f"""
 WITH measured AS ({selected}),
 counts AS (
@@ -80,8 +82,11 @@ SELECT indicator, stratum, key,
        CASE WHEN suppressed THEN NULL ELSE num END AS numerator,
        CASE WHEN suppressed THEN NULL ELSE den END AS denominator,
        CASE WHEN suppressed THEN NULL ELSE p END AS proportion,
-       CASE WHEN suppressed THEN NULL ELSE GREATEST(0.0, (c - h) / d) END AS low,
-       CASE WHEN suppressed THEN NULL ELSE LEAST(1.0, (c + h) / d) END AS high,
+       -- 0 and 1 exactly at the ends (in floating point, c - h is a few 1e-17 off 0 there).
+       CASE WHEN suppressed THEN NULL WHEN num = 0 THEN 0.0
+            ELSE GREATEST(0.0, (c - h) / d) END AS low,
+       CASE WHEN suppressed THEN NULL WHEN num = den THEN 1.0
+            ELSE LEAST(1.0, (c + h) / d) END AS high,
        suppressed
 FROM wilson
 ORDER BY indicator,
