@@ -177,7 +177,7 @@ def test_an_unreadable_file_is_one_clear_line(
     # is readable for root, who runs CI here).
     _write(tmp_path / "e", "Patient.ndjson", [_patient("a")])
     (tmp_path / "e" / "Condition.ndjson").symlink_to(tmp_path / "gone.ndjson")
-    err = _one_line_error(["audit", str(tmp_path / "e")], capsys)
+    err = _one_line_error(["audit", str(tmp_path / "e"), "--out", str(tmp_path / "out")], capsys)
     assert "cannot read" in err
 
 
