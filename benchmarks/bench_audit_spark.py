@@ -1,7 +1,7 @@
 """The audit's two engines on the same export: ``nkr audit`` with DuckDB (the default) and
 with Spark in local mode (``--engine spark``, ``local[2]`` unless NKR_SPARK_MASTER says
 otherwise), each in its own process. Printed: each engine's wall seconds and peak memory (the
-summed RSS of the process and its children: DuckDB's workers, or Spark's JVM and its Python
+summed PSS of the process and its children: DuckDB's workers, or Spark's JVM and its Python
 workers), the ratio of Spark's time to DuckDB's, and whether both wrote the same figures.
 
 Run: .venv/bin/python benchmarks/bench_audit_spark.py [--patients 100000 | --export DIR]
@@ -13,51 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (from /proc)."""
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
-
-
-def _rss(pids: list[int]) -> int:
-    total = 0
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
-
-
-def _child(args: list[str]) -> tuple[float, float]:
-    """``python -m nkr ARGS`` as a child: its wall seconds and peak summed RSS (GB)."""
-    began = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "nkr", *args], stdout=subprocess.DEVNULL)
-    peak = 0
-    while child.poll() is None:
-        peak = max(peak, _rss(_tree(child.pid)))
-        time.sleep(0.1)
-    seconds = time.perf_counter() - began
-    if child.returncode != 0:
-        raise SystemExit(f"nkr {' '.join(args)} failed ({child.returncode})")
-    return seconds, peak / 1e9
+# The child runner and its memory sampling (summed PSS) are the audit benchmark's own.
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_audit import _child
 
 
 def main() -> None:
