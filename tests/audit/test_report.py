@@ -264,7 +264,10 @@ def test_summary_lists_the_first_problems_and_counts_the_rest() -> None:
     assert "1.234 linjer kunne ikke bruges" in text
     assert "… og 1.214 flere (se summary.json)." in text
     assert "Ressourcer 1.234.567" in text
-    assert "Forløb uden for målgruppen 160: under-18 90, red-flag 60, no-birth-date 10" in text
+    assert (
+        "Forløb uden for målgruppen 160: Under 18 år på dag 84 90, "
+        "Røde flag kendt på dag 84 60, Ingen fødselsdato 10"
+    ) in text
     assert "Beregnet med duckdb" in text
     assert "Køretid 12,3 s" in text
     assert "alle forløb i data" in doc.text()

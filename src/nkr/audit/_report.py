@@ -365,8 +365,10 @@ def render_report(
         )
         if isinstance(summary.get(key), int)
     ]
+    # An exclusion's words are the guideline's (its vocabulary "audit_exclusions"), else its code.
+    labels = guideline.vocabulary.get("audit_exclusions", {})
     exclusions = {
-        str(code): number(int(count), lang)
+        (labels[code](lang) if code in labels else str(code)): number(int(count), lang)
         for code, count in (summary.get("exclusions") or {}).items()
     }
     seconds = summary.get("seconds")
