@@ -293,6 +293,21 @@ def _buffers(text: pa.Array) -> tuple[list[int], memoryview]:
 
 def episodes_batch(episodes: Sequence[Episode]) -> pa.RecordBatch:
     """Episodes as a record batch of :data:`EPISODES_SCHEMA`."""
+    keys: list[str] = []
+    values: list[str] = []
+    denominators: list[str] = []
+    numerators: list[str] = []
+    ends: tuple[list[int], list[int], list[int]] = ([0], [0], [0])
+    for e in episodes:
+        statuses = e.statuses
+        keys.extend(statuses)
+        values.extend(statuses.values())
+        denominators.extend(sorted(e.denominators))
+        numerators.extend(sorted(e.numerators))
+        ends[0].append(len(keys))
+        ends[1].append(len(denominators))
+        ends[2].append(len(numerators))
+    status_ends, den_ends, num_ends = (pa.array(x, pa.int32()) for x in ends)
     return pa.RecordBatch.from_arrays(
         [
             pa.array([e.patient for e in episodes], pa.string()),
@@ -302,9 +317,11 @@ def episodes_batch(episodes: Sequence[Episode]) -> pa.RecordBatch:
             pa.array([e.month for e in episodes], pa.string()),
             pa.array([e.in_scope for e in episodes], pa.bool_()),
             pa.array([e.exclusion for e in episodes], pa.string()),
-            pa.array([list(e.statuses.items()) for e in episodes], EPISODES_SCHEMA[7].type),
-            pa.array([sorted(e.denominators) for e in episodes], pa.list_(pa.string())),
-            pa.array([sorted(e.numerators) for e in episodes], pa.list_(pa.string())),
+            pa.MapArray.from_arrays(
+                status_ends, pa.array(keys, pa.string()), pa.array(values, pa.string())
+            ).cast(EPISODES_SCHEMA[7].type),
+            pa.ListArray.from_arrays(den_ends, pa.array(denominators, pa.string())),
+            pa.ListArray.from_arrays(num_ends, pa.array(numerators, pa.string())),
         ],
         schema=EPISODES_SCHEMA,
     )
