@@ -1,14 +1,12 @@
 """The DuckDB engine: DuckDB scans the NDJSON files as raw lines (keeping each line's file and
-number), finds each resource's patient, keeps the lines in parts by a hash of the patient
-(spilling to disk past its memory limit), sorts each part so that a patient's lines are
-together and streams them as Arrow record batches to worker processes (one per
+number), finds each resource's patient, sorts a patient's lines together (spilling to disk
+past its memory limit) and streams them as Arrow record batches to worker processes (one per
 core) that decode and judge each patient (:func:`nkr.audit._judge.judge_batch`). The episodes
 come back as Arrow, and DuckDB computes the figures from them (:mod:`nkr.audit._sql`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import tempfile
@@ -105,39 +103,6 @@ FROM kinds
 # patient, then the patient. (Sorted from a table, not straight from the scan: DuckDB 2.0
 # spills this sort to disk, where the sort of the scan itself ran out of memory.)
 SORTED_SQL: Final = "SELECT * FROM lines ORDER BY kind, hash(patient), patient"
-# Bytes of lines per part: the lines are kept in parts by a hash of the patient, and each part
-# is sorted on its own (in memory: no sort of the whole export spills to disk), while the
-# workers judge the part before.
-PART_BYTES: Final = 256 * 1024 * 1024
-# How many batches may wait for a worker, per worker (while DuckDB sorts the next part).
-IN_FLIGHT: Final = 4
-
-
-def parts_sql(files: Sequence[Path], parts: int) -> str:
-    """The lines of ``files`` (:func:`lines_sql`), each with its part (0 to ``parts`` - 1, by
-    a hash of the patient): the table the parts are sorted from (:func:`part_sql`)."""
-    return (
-        f"SELECT *, CAST(coalesce(hash(patient) % {parts}, 0) AS INTEGER) AS part "
-        f"FROM ({lines_sql(files)})"
-    )
-
-
-def part_sql(part: int) -> str:
-    """One part's lines, a patient's together (and the other lines, the problems, after)."""
-    return (
-        f"SELECT patient, file, line, text, kind FROM lines WHERE part = {part} "
-        "ORDER BY kind, patient"
-    )
-
-
-def part_count(files: Sequence[Path]) -> int:
-    """How many parts the lines of ``files`` are sorted in (a compressed file counts as five
-    times its size)."""
-    size = 0
-    for p in files:
-        with contextlib.suppress(OSError):  # DuckDB says what is wrong with the file
-            size += p.stat().st_size * (5 if p.name.endswith(".gz") else 1)
-    return max(1, min(256, -(-size // PART_BYTES)))
 
 
 # -- the workers --------------------------------------------------------------------------------
@@ -277,24 +242,21 @@ def scan(
         )
         con.execute("SET enable_progress_bar = false")
         try:
-            parts = part_count(files)
-            con.execute(f"CREATE TEMP TABLE lines AS {parts_sql(files, parts)}")
+            con.execute(f"CREATE TEMP TABLE lines AS {lines_sql(files)}")
+            reader = con.sql(SORTED_SQL).to_arrow_reader(BATCH_ROWS)
             pending: deque[Future[Any]] = deque()
-            for part in range(parts):
-                reader = con.sql(part_sql(part)).to_arrow_reader(BATCH_ROWS)
-                for batch in _batches(reader, tally, names):
-                    size = int(pc.sum(pc.binary_length(batch.column(3))).as_py() or 0)
-                    if pool is None:
-                        collect(_judge(batch))
-                    else:
-                        pending.append(pool.submit(_judge, batch))
-                        # A few batches in flight per worker: memory does not grow with the
-                        # export.
-                        while len(pending) > IN_FLIGHT * count:
-                            collect(pending.popleft().result())
-                    done += size
-                    if progress is not None:
-                        progress(done)
+            for batch in _batches(reader, tally, names):
+                size = int(pc.sum(pc.binary_length(batch.column(3))).as_py() or 0)
+                if pool is None:
+                    collect(_judge(batch))
+                else:
+                    pending.append(pool.submit(_judge, batch))
+                    # A few batches in flight per worker: memory does not grow with the export.
+                    while len(pending) > 2 * count:
+                        collect(pending.popleft().result())
+                done += size
+                if progress is not None:
+                    progress(done)
             while pending:
                 collect(pending.popleft().result())
         except (duckdb.InvalidInputException, duckdb.IOException) as exc:
