@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -54,9 +55,15 @@ def _rss(pids: list[int]) -> int:
     return total
 
 
+# The CPU seconds (user + system) of the last child run, its worker processes included.
+CPU: list[float] = []
+
+
 def _child(args: list[str]) -> tuple[float, float]:
     """Run ``python -m nkr ARGS`` as a child: its wall seconds and the peak of the summed memory
-    (PSS) of it and its worker processes (GB, sampled every 50 ms)."""
+    (PSS) of it and its worker processes (GB, sampled every 50 ms); its CPU seconds go to
+    :data:`CPU`."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-m", "nkr", *args], stdout=subprocess.DEVNULL)
     peak = 0
@@ -64,6 +71,8 @@ def _child(args: list[str]) -> tuple[float, float]:
         peak = max(peak, _rss(_tree(child.pid)))
         time.sleep(0.05)
     seconds = time.perf_counter() - began
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(now.ru_utime + now.ru_stime - used.ru_utime - used.ru_stime)
     if child.returncode != 0:
         raise SystemExit(f"nkr {args[0]} failed ({child.returncode})")
     return seconds, peak / 1e9
@@ -149,9 +158,10 @@ def main() -> None:
         )
         print(f"nkr synth: {synth_s:.1f} s, peak memory (PSS) {synth_gb:.2f} GB")
         print(
-            f"nkr audit: {audit_s:.1f} s, peak memory (PSS) {audit_gb:.2f} GB "
+            f"nkr audit: {audit_s:.1f} s, {CPU[-1]:.1f} CPU-s, peak memory (PSS) {audit_gb:.2f} GB "
             f"(target < 60 s, < 4 GB); {summary['episodes']:,} episodes"
         )
+        print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
         print(f"DuckDB scan: read_json count(*) {json_s:.1f} s, raw lines count(*) {lines_s:.1f} s")
         print(f"ratio audit / read_json scan: {audit_s / json_s:.2f} (target <= 3)")
         print(f"per-patient step (decode + judge): {rate:,.0f} patients/s per core (CPU time)")

@@ -239,3 +239,46 @@ def test_the_audit_works_for_the_fictional_guideline(tmp_path: Path) -> None:
     assert any(
         line.startswith("fiktiv-hoej-score,organization,Organization/o1,2,3,") for line in figures
     )
+
+
+def test_a_batch_is_decoded_at_once_or_line_by_line_with_the_same_result() -> None:
+    """judge_batch decodes a batch's lines in one call; a batch with a line that is not one
+    resource (two on a line, a blank one, bad JSON) is read line by line: the line is a
+    problem at its file and line, and the other patients are judged as before."""
+    import pyarrow as pa
+
+    from nkr._package import registry
+    from nkr.audit._judge import LINES_SCHEMA, Judged, judge_batch
+
+    package = registry().get("nkr-lumbal-radikulopati")  # the ICD-10 code of _diagnosis
+    good = [
+        ("Patient/a", 0, 1, _patient("a")),
+        ("Patient/a", 1, 1, _diagnosis("a", "2025-03-01")),
+        ("Patient/b", 0, 2, _patient("b")),
+        ("Patient/b", 1, 2, _diagnosis("b", "2025-04-01")),
+    ]
+
+    def judged(rows: list[tuple[str, int, int, bytes]]) -> Judged:
+        columns = list(zip(*rows, strict=True))
+        batch = pa.RecordBatch.from_arrays(
+            [
+                pa.array(columns[0], pa.string()),
+                pa.array(columns[1], pa.int32()),
+                pa.array(columns[2], pa.int64()),
+                pa.array([t.decode() for t in columns[3]], pa.string()),
+            ],
+            schema=LINES_SCHEMA,
+        )
+        out = Judged()
+        judge_batch(package, batch, ["P.ndjson", "C.ndjson"], out)
+        return out
+
+    base = judged(good)
+    assert base.patients == 2
+    assert not base.problems
+    assert [e.patient for e in base.episodes] == ["Patient/a", "Patient/b"]
+    for bad in (_patient("x") + b" " + _patient("y"), b"   ", b'{"resourceType": "Patient",'):
+        out = judged([*good[:2], ("Patient/b", 1, 7, bad), *good[2:]])
+        assert out.patients == 2
+        assert [(p.kind, p.file, p.line) for p in out.problems] == [("malformed", "C.ndjson", 7)]
+        assert out.episodes == base.episodes

@@ -15,15 +15,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nkr._errors import InputError
 from nkr._package import GuidelinePackage
 from nkr.audit._model import Episode
-from nkr.fhir._read import record_from_lines
+from nkr.fhir._read import PatientRecord, decode_lines, record_from_decoded, record_from_lines
 
 ProblemKind = Literal["malformed", "unknown-type", "no-patient", "invalid"]
 
@@ -189,11 +190,22 @@ def _judge_lines(
     for i, exc in errors:
         file, line = place(i)
         out.problems.append(Problem(kind="malformed", file=file, line=line, detail=str(exc)))
+    _judge_record(package, patient, record, len(lines), place, out)
+
+
+def _judge_record(
+    package: GuidelinePackage,
+    patient: str,
+    record: PatientRecord,
+    count: int,
+    place: Callable[[int], tuple[str, int]],
+    out: Judged,
+) -> None:
     out.patients += 1
     try:
         episodes = package.judge(record, patient)
     except InputError as exc:
-        out.problems.append(_invalid(exc, place, len(lines)))
+        out.problems.append(_invalid(exc, place, count))
         return
     if not episodes:
         out.without_episode += 1
@@ -218,22 +230,52 @@ def judge_batch(
     n = batch.num_rows
     if n == 0:
         return
-    patients = batch.column(0).to_pylist()
+    bounds = _bounds(batch.column(0))
+    patients = batch.column(0).take(bounds[:-1]).to_pylist()
     file_ids = batch.column(1).to_pylist()
     numbers = batch.column(2).to_pylist()
     text = batch.column(3)
-    offsets, data = _buffers(text)
-    begin = 0
-    for i in range(1, n + 1):
-        if i < n and patients[i] == patients[begin]:
-            continue
-        lines = [data[offsets[j] : offsets[j + 1]] for j in range(begin, i)]
+    decoded = _decoded(text)
+    if decoded is None:
+        offsets, data = _buffers(text)
+    for k, patient in enumerate(patients):
+        begin, end = bounds[k], bounds[k + 1]
 
-        def place(k: int, first: int = begin) -> tuple[str, int]:
-            return files[file_ids[first + k]], numbers[first + k]
+        def place(j: int, first: int = begin) -> tuple[str, int]:
+            return files[file_ids[first + j]], numbers[first + j]
 
-        _judge_lines(package, patients[begin], lines, place, out)
-        begin = i
+        if decoded is not None:
+            record = record_from_decoded(decoded[begin:end])
+            _judge_record(package, patient, record, end - begin, place, out)
+        else:
+            lines = [data[offsets[j] : offsets[j + 1]] for j in range(begin, end)]
+            _judge_lines(package, patient, lines, place, out)
+
+
+def _bounds(patients: pa.Array) -> list[int]:
+    """Where each patient's rows begin, and the end (the rows of a patient are together)."""
+    n = len(patients)
+    if patients.null_count:
+        values = patients.to_pylist()
+        return [0, *(i for i in range(1, n) if values[i] != values[i - 1]), n]
+    changed = pc.not_equal(patients.slice(1), patients.slice(0, n - 1))
+    return [0, *pc.add(pc.indices_nonzero(changed), 1).to_pylist(), n]
+
+
+def _decoded(text: pa.Array) -> list[Any] | None:
+    """Every line of ``text`` decoded at once (one call of the typed reader for the batch),
+    or None when a line does not decode as one resource (then each patient's lines are
+    decoded one by one, and the line that does not is a problem)."""
+    # A line that starts with "{" is not blank: when the count of the resources decoded is
+    # that of the lines, each line gave exactly one.
+    if text.null_count or not pc.all(pc.starts_with(text, "{")).as_py():
+        return None
+    offsets, data = _buffers(pc.binary_join_element_wise(text, "", "\n"))
+    try:
+        resources = decode_lines(data[offsets[0] : offsets[-1]])
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+    return resources if len(resources) == len(text) else None
 
 
 def _buffers(text: pa.Array) -> tuple[list[int], memoryview]:
@@ -251,6 +293,21 @@ def _buffers(text: pa.Array) -> tuple[list[int], memoryview]:
 
 def episodes_batch(episodes: Sequence[Episode]) -> pa.RecordBatch:
     """Episodes as a record batch of :data:`EPISODES_SCHEMA`."""
+    keys: list[str] = []
+    values: list[str] = []
+    denominators: list[str] = []
+    numerators: list[str] = []
+    ends: tuple[list[int], list[int], list[int]] = ([0], [0], [0])
+    for e in episodes:
+        statuses = e.statuses
+        keys.extend(statuses)
+        values.extend(statuses.values())
+        denominators.extend(sorted(e.denominators))
+        numerators.extend(sorted(e.numerators))
+        ends[0].append(len(keys))
+        ends[1].append(len(denominators))
+        ends[2].append(len(numerators))
+    status_ends, den_ends, num_ends = (pa.array(x, pa.int32()) for x in ends)
     return pa.RecordBatch.from_arrays(
         [
             pa.array([e.patient for e in episodes], pa.string()),
@@ -260,9 +317,11 @@ def episodes_batch(episodes: Sequence[Episode]) -> pa.RecordBatch:
             pa.array([e.month for e in episodes], pa.string()),
             pa.array([e.in_scope for e in episodes], pa.bool_()),
             pa.array([e.exclusion for e in episodes], pa.string()),
-            pa.array([list(e.statuses.items()) for e in episodes], EPISODES_SCHEMA[7].type),
-            pa.array([sorted(e.denominators) for e in episodes], pa.list_(pa.string())),
-            pa.array([sorted(e.numerators) for e in episodes], pa.list_(pa.string())),
+            pa.MapArray.from_arrays(
+                status_ends, pa.array(keys, pa.string()), pa.array(values, pa.string())
+            ).cast(EPISODES_SCHEMA[7].type),
+            pa.ListArray.from_arrays(den_ends, pa.array(denominators, pa.string())),
+            pa.ListArray.from_arrays(num_ends, pa.array(numerators, pa.string())),
         ],
         schema=EPISODES_SCHEMA,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import functools
+import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import reduce
@@ -546,6 +547,8 @@ def record_from_lines(
                 errors.append((i, exc))
             continue
         index.append(i)
+    if not errors:
+        return record_from_decoded(resources), errors
     by_type: dict[type[Resource], list[Any]] = {}
     patient: list[Patient] = []
     _group(resources, by_type, patient)
@@ -554,6 +557,27 @@ def record_from_lines(
         return ((f"$[{i}]", r) for i, r in zip(index, resources, strict=True))
 
     return PatientRecord(patient[0] if patient else None, by_type, (), sources), errors
+
+
+def record_from_decoded(resources: Sequence[Any]) -> PatientRecord:
+    """The record of one patient's lines of a bulk export already decoded (by this module's
+    decoder of resources, as :func:`record_from_lines` does, e.g. a batch of lines at once):
+    the resource ``i`` is located at ``$[i]``."""
+    by_type: dict[type[Resource], list[Any]] = {}
+    patient: list[Patient] = []
+    _group(resources, by_type, patient)
+
+    def sources() -> Iterable[tuple[str, Any]]:
+        return ((f"$[{i}]", r) for i, r in enumerate(resources))
+
+    return PatientRecord(patient[0] if patient else None, by_type, (), sources)
+
+
+def decode_lines(data: bytes | memoryview) -> list[Any]:
+    """Newline-delimited resources (NDJSON) decoded at once, typed; raises
+    ``msgspec.ValidationError`` or ``msgspec.DecodeError`` when a line does not decode (then
+    :func:`record_from_lines` tells which, line by line)."""
+    return _RESOURCE.decode_lines(data)
 
 
 # -- codes --------------------------------------------------------------------------------------
@@ -748,6 +772,14 @@ _DATED_BY: Final[Mapping[type[Resource], Callable[[Any], tuple[str | None, str]]
     ServiceRequest: _request_date,
 }
 
+# The field that dates each resource type when it is there (the first that _DATED_BY looks at).
+_FIRST_FIELD: Final[Mapping[type[Resource], Callable[[Any], str | None]]] = {
+    Condition: operator.attrgetter("onsetDateTime"),
+    Observation: operator.attrgetter("effectiveDateTime"),
+    Procedure: operator.attrgetter("performedDateTime"),
+    ServiceRequest: operator.attrgetter("authoredOn"),
+}
+
 
 def resource_day(record: PatientRecord, resource: Resource) -> dt.date | None:
     """The day a resource is dated by, as written (the date part: the clinic's day), or
@@ -772,17 +804,43 @@ def resource_day(record: PatientRecord, resource: Resource) -> dt.date | None:
 
 def known_on(record: PatientRecord, on: dt.date) -> PatientRecord:
     """The record as it stood on ``on``: each resource dated on or before that day (by
-    :func:`resource_day`), and every undated one. Locations stay those of ``record``."""
-    by_type: dict[type[Resource], list[Any]] = {}
+    :func:`resource_day`), and every undated one. Locations stay those of ``record``; when
+    no resource is dated after ``on``, ``record`` itself (its lists are not copied)."""
+    by_type: dict[type[Resource], list[Any]] | None = None
+    quick = _QUICK.fullmatch
+    from_iso = dt.date.fromisoformat
     for kind, resources in record._by_type.items():
-        if kind not in _DATED_BY:
-            by_type[kind] = resources
+        dated = _DATED_BY.get(kind)
+        if dated is None:
             continue
-        kept = []
-        for resource in resources:
-            day = resource_day(record, resource)
-            if day is None or day <= on:
+        first = _FIRST_FIELD[kind]
+        kept: list[Any] | None = None
+        for i, resource in enumerate(resources):
+            # resource_day's reading, inline (it runs for every dated resource of an export).
+            value = first(resource)
+            if value is None:
+                value = dated(resource)[0]
+            if value is None:
+                day = None
+            elif len(value) >= 10 and quick(value) is not None:
+                try:
+                    day = from_iso(value[:10])
+                except ValueError:
+                    day = resource_day(record, resource)  # an impossible date: raises
+            else:
+                day = resource_day(record, resource)
+            if day is not None and day > on:
+                if kept is None:
+                    kept = resources[:i]
+            elif kept is not None:
                 kept.append(resource)
-        if kept:
-            by_type[kind] = kept
+        if kept is not None:
+            if by_type is None:
+                by_type = dict(record._by_type)
+            if kept:
+                by_type[kind] = kept
+            else:
+                del by_type[kind]
+    if by_type is None:
+        return record
     return PatientRecord(record.patient, by_type, record.draft_orders, record._sources)

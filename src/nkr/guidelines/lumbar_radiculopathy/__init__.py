@@ -192,13 +192,17 @@ class LumbarRadiculopathy:
 
     @cached_property
     def _judge(self) -> Callable[[PatientRecord, str], tuple[Episode, ...]]:
-        from nkr.guidelines.lumbar_radiculopathy import audit
+        from nkr.guidelines.lumbar_radiculopathy import audit, fhir
 
         return functools.partial(
             audit.judge,
             content=self.content,
             valuesets=self.valuesets,
-            read=self._reader,
+            read=functools.partial(
+                fhir.read_with_conditions,
+                valuesets=self.valuesets,
+                pain_threshold=self.options.pain_threshold,
+            ),
             evaluate=self.evaluate,
             measures=self._measures,
         )

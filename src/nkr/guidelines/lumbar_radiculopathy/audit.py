@@ -30,6 +30,7 @@ from nkr._guideline import Guideline
 from nkr.audit._indicators import load_indicators
 from nkr.audit._model import Episode, Indicator
 from nkr.fhir._read import (
+    Condition,
     PatientRecord,
     Procedure,
     Resource,
@@ -40,7 +41,7 @@ from nkr.fhir._read import (
 from nkr.fhir._reading import FhirReading
 from nkr.fhir._valuesets import ValueSets
 from nkr.guidelines.lumbar_radiculopathy.case import Case
-from nkr.guidelines.lumbar_radiculopathy.fhir import _conditions
+from nkr.guidelines.lumbar_radiculopathy.fhir import _Conditions, _conditions
 
 INDICATORS_FILE: Final = Path(__file__).with_name("indicators.toml")
 SURGEON_INDICATOR: Final = "spine-surgeon-by-day-84"
@@ -106,18 +107,27 @@ def judge(
     *,
     content: Guideline,
     valuesets: ValueSets,
-    read: Callable[[PatientRecord, dt.date], FhirReading],
+    read: Callable[[PatientRecord, dt.date, _Conditions], FhirReading],
     evaluate: Callable[[Case, dt.date], Assessment],
     measures: Measures,
 ) -> tuple[Episode, ...]:
     """The patient's episode (none without a dated, counting diagnosis). Raises InputError,
-    located in ``record``, where the reading finds a value that cannot be right."""
-    diagnoses = _conditions(record, valuesets).diagnoses
-    if not diagnoses:
+    located in ``record``, where the reading finds a value that cannot be right. ``read`` is
+    the cards' reading (:func:`.fhir.read_with_conditions`) given the Conditions already
+    read."""
+    conditions = _conditions(record, valuesets)
+    if not conditions.diagnoses:
         return ()
-    start = min(d.onset for d in diagnoses)
+    start = min([d.onset for d in conditions.diagnoses])
     on = start + dt.timedelta(days=content.scope.max_symptom_days)
-    reading = read(known_on(record, on), on)
+    known = known_on(record, on)
+    if known.of(Condition) is not record.of(Condition):
+        # A Condition dated after A: when it was one the reading read, the diagnoses and red
+        # flags as they stood on A.
+        kept = {id(c) for c in known.of(Condition)}
+        if any(id(c) not in kept for c in conditions.read):
+            conditions = _conditions(known, valuesets)
+    reading = read(known, on, conditions)
     p = record.patient
     organization = None
     if p is not None and p.managingOrganization is not None:

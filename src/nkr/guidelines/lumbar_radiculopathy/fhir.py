@@ -223,10 +223,12 @@ class _Conditions(msgspec.Struct, gc=False):
     undated: bool
     # Each red flag with the first diagnosis code that raised it.
     flags: dict[RedFlag, str]
+    # The Conditions read (that count as a diagnosis or a red flag): the others change nothing.
+    read: list[Condition]
 
 
 def _conditions(record: PatientRecord, vs: ValueSets) -> _Conditions:
-    out = _Conditions([], False, {})
+    out = _Conditions([], False, {}, [])
     index = vs.index
     for condition in record.of(Condition):
         radiculopathy: list[tuple[str, str]] = []
@@ -240,6 +242,7 @@ def _conditions(record: PatientRecord, vs: ValueSets) -> _Conditions:
                     red.append(pair)
         if not (radiculopathy or red) or not _counts(condition):
             continue
+        out.read.append(condition)
         if radiculopathy:
             diagnosis = _diagnosis(record, condition, coding_label(*radiculopathy[0]))
             if diagnosis is None:
@@ -386,8 +389,27 @@ def read_record(
     """The patient case from a typed FHIR record (see the module's notes). ``on`` is the
     assessment date (the clinic's local date). The draft orders are read even when there is
     no case; the rest of the record is read only when there is a diagnosis."""
+    return read_with_conditions(
+        record,
+        on,
+        _conditions(record, valuesets),
+        valuesets=valuesets,
+        pain_threshold=pain_threshold,
+    )
+
+
+def read_with_conditions(
+    record: PatientRecord,
+    on: dt.date,
+    conditions: _Conditions,
+    *,
+    valuesets: ValueSets,
+    pain_threshold: int,
+) -> FhirReading:
+    """:func:`read_record`, where the record's Conditions are already read
+    (``_conditions(record, valuesets)``, as the audit reads them to find the episode's start):
+    the same reading, without reading the diagnoses twice."""
     orders = _draft_orders(record, valuesets)
-    conditions = _conditions(record, valuesets)
     if not conditions.diagnoses:
         return FhirReading(None, (_note("no-onset-date"),) if conditions.undated else (), orders)
 
