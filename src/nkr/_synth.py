@@ -36,6 +36,7 @@ from typing import IO, Any, Final, Protocol
 import orjson
 
 from nkr._errors import InputError
+from nkr._files import umask
 
 # Patients per part file (the unit of work of a worker process; from SPLIT_FROM patients on,
 # at least two parts) and per write (a block). The parts depend on the number of patients
@@ -368,9 +369,7 @@ def _prepare(out: Path) -> Path:
         folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     except OSError as exc:
         raise InputError(f"--out: cannot write in {parent}: {exc.strerror}") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    folder.chmod(0o777 & ~umask())
     return folder
 
 

@@ -214,15 +214,7 @@ def trend_chart(
             handles.append(
                 Patch(facecolor="white", edgecolor=HIDDEN, hatch="////", label=labels.suppressed)
             )
-        ax.legend(
-            handles=handles,
-            loc="lower left",
-            bbox_to_anchor=(0, 1.0),
-            ncols=3,
-            frameon=False,
-            fontsize=8,
-            borderaxespad=0.2,
-        )
+        _legend(ax, handles, 3)
         return _svg(canvas, f"trend-{chart_id}", labels.title, chart_id)
 
 
@@ -316,16 +308,21 @@ def compare_chart(
         if _shown(overall):
             handles.append(_reference(labels.overall))
         if handles:
-            ax.legend(
-                handles=handles,
-                loc="lower left",
-                bbox_to_anchor=(0, 1.0),
-                ncols=4,
-                frameon=False,
-                fontsize=8,
-                borderaxespad=0.2,
-            )
+            _legend(ax, handles, 4)
         return _svg(canvas, f"compare-{chart_id}", labels.title, chart_id)
+
+
+def _legend(ax: Any, handles: list[Any], columns: int) -> None:
+    """A chart's legend, in a row above its plot."""
+    ax.legend(
+        handles=handles,
+        loc="lower left",
+        bbox_to_anchor=(0, 1.0),
+        ncols=columns,
+        frameon=False,
+        fontsize=8,
+        borderaxespad=0.2,
+    )
 
 
 def _shown(f: Figure | None) -> bool:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,6 +33,15 @@ from nkr.audit._judge import (
     judge_batch,
     measured_batch,
 )
+from nkr.audit._lines import (
+    DETAIL,
+    MALFORMED,
+    NO_PATIENT,
+    OK,
+    SHARED,
+    UNKNOWN_TYPE,
+    organization_name,
+)
 from nkr.audit._result import Tally
 from nkr.fhir._read import BY_TYPE
 
@@ -41,13 +49,6 @@ from nkr.fhir._read import BY_TYPE
 BATCH_ROWS: Final = 32_768
 # The longest line read (a resource with a large attachment), in bytes.
 MAX_LINE: Final = 16 * 1024 * 1024
-# A line's kind, as the scan sorts them: a patient's resource first, then the problems.
-OK, MALFORMED, UNKNOWN_TYPE, NO_PATIENT, SHARED = 0, 1, 2, 3, 4
-_DETAIL: Final = {
-    MALFORMED: ("malformed", "not a JSON object with a resourceType"),
-    UNKNOWN_TYPE: ("unknown-type", "resourceType: not a FHIR R4 resource type"),
-    NO_PATIENT: ("no-patient", "no subject.reference or patient.reference to a Patient"),
-}
 
 
 def _quote(value: str) -> str:
@@ -173,24 +174,10 @@ def _others(batch: pa.RecordBatch, tally: Tally, files: Sequence[str]) -> None:
         if kind == SHARED:
             tally.shared += 1
             if text is not None:
-                _organization(text, tally)
+                organization_name(text, tally)
         else:
-            what, detail = _DETAIL[kind]
+            what, detail = DETAIL[kind]
             tally.problem(Problem(kind=what, file=files[file], line=line, detail=detail))  # type: ignore[arg-type]
-
-
-def _organization(text: str, tally: Tally) -> None:
-    """An Organization's name, for the report (shared data: no patient's)."""
-    try:
-        org = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return
-    if (
-        isinstance(org, dict)
-        and isinstance(org.get("id"), str)
-        and isinstance(org.get("name"), str)
-    ):
-        tally.organizations[f"Organization/{org['id']}"] = org["name"]
 
 
 def scan(

@@ -10,8 +10,6 @@ import datetime as dt
 import importlib
 import io
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nkr._errors import InputError
+from nkr._files import write_atomically, write_atomically_with
 from nkr._package import GuidelinePackage, registry
 from nkr.audit._result import AuditResult
 from nkr.audit._sql import COLUMNS
@@ -29,33 +28,8 @@ EPISODES_FILE: Final = "episodes.parquet"
 CONTAINS: Final = {b"nkr.contains": b"patient-references"}
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        # mkstemp's file is private; an output is as readable as any file written here.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _text(path: Path, text: str | bytes) -> None:
-    data = text.encode() if isinstance(text, str) else text
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(data)
-
-    _atomic(path, write)
+    write_atomically(path, text.encode() if isinstance(text, str) else text)
 
 
 def figures_csv(result: AuditResult) -> str:
@@ -152,7 +126,7 @@ def write_outputs(
     _text(out / "figures.csv", figures_csv(result))
     written.append(out / "figures.csv")
     table = episodes_table(result)
-    _atomic(out / EPISODES_FILE, lambda tmp: pq.write_table(table, tmp))
+    write_atomically_with(out / EPISODES_FILE, lambda tmp: pq.write_table(table, tmp))
     written.append(out / EPISODES_FILE)
     _text(out / "summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     written.append(out / "summary.json")

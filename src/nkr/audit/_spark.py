@@ -35,9 +35,6 @@ import pyspark  # noqa: F401 - the extra "spark": without it, ``--engine spark``
 
 from nkr._errors import InputError
 from nkr._package import GuidelinePackage, discover
-from nkr.audit._duckdb import _DETAIL as DETAIL
-from nkr.audit._duckdb import MALFORMED, NO_PATIENT, OK, SHARED, UNKNOWN_TYPE
-from nkr.audit._duckdb import _organization as organization_name
 from nkr.audit._judge import (
     COMPARTMENT,
     EPISODES_SCHEMA,
@@ -50,6 +47,15 @@ from nkr.audit._judge import (
     episodes_batch,
     judge_batch,
     measured_batch,
+)
+from nkr.audit._lines import (
+    DETAIL,
+    MALFORMED,
+    NO_PATIENT,
+    OK,
+    SHARED,
+    UNKNOWN_TYPE,
+    organization_name,
 )
 from nkr.audit._result import KEPT_PER_KIND, Tally
 from nkr.audit._run import EngineRun, figures

@@ -503,11 +503,12 @@ class _Writer:
         rand = self.rand
         on = dt.date.fromordinal(a)
         r = rand()
-        age = 10 + int(rand() * 8) if r < 0.07 else 18 + int(rand() * 70)
+        adult = self.plan.min_age
+        age = 10 + int(rand() * (adult - 10)) if r < 0.07 else adult + int(rand() * 70)
         born = dt.date.fromordinal(a - int((age + rand()) * 365.2425))
         if 0.07 <= r < 0.09 and not (on.month == 2 and on.day == 29):
-            # Exactly 18 on A, or 18 the day after A.
-            born = on.replace(year=on.year - 18)
+            # Exactly of age on A, or of age the day after A.
+            born = on.replace(year=on.year - adult)
             if r >= 0.08:
                 born = born + dt.timedelta(days=1)
         r = rand()
